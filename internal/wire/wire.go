@@ -37,18 +37,18 @@ func Errorf(code, format string, args ...any) *Error {
 // Codes that are not exceptions of the service model but that every AWS JSON
 // service answers with.
 const (
-	ErrSerialization               = "SerializationException"
-	ErrUnknownOperation            = "UnknownOperationException"
-	ErrUnsupportedOperation        = "UnsupportedOperationException"
-	ErrInternalFailure             = "InternalFailure"
-	ErrMissingAuthenticationToken  = "MissingAuthenticationTokenException"
-	ErrIncompleteSignature         = "IncompleteSignatureException"
-	ErrUnrecognizedClient          = "UnrecognizedClientException"
-	ErrInvalidSignature            = "InvalidSignatureException"
-	ErrAccessDenied                = "AccessDeniedException"
-	ErrThrottling                  = "ThrottlingException"
-	ErrRequestEntityTooLarge       = "RequestEntityTooLargeException"
-	ErrInvalidClientTokenID        = "InvalidClientTokenId"
+	ErrSerialization              = "SerializationException"
+	ErrUnknownOperation           = "UnknownOperationException"
+	ErrUnsupportedOperation       = "UnsupportedOperationException"
+	ErrInternalFailure            = "InternalFailure"
+	ErrMissingAuthenticationToken = "MissingAuthenticationTokenException"
+	ErrIncompleteSignature        = "IncompleteSignatureException"
+	ErrUnrecognizedClient         = "UnrecognizedClientException"
+	ErrInvalidSignature           = "InvalidSignatureException"
+	ErrAccessDenied               = "AccessDeniedException"
+	ErrThrottling                 = "ThrottlingException"
+	ErrRequestEntityTooLarge      = "RequestEntityTooLargeException"
+	ErrInvalidClientTokenID       = "InvalidClientTokenId"
 )
 
 // AsError returns err as an *Error when it is (or wraps) one.

@@ -44,10 +44,10 @@ type Model struct {
 }
 
 type Operation struct {
-	Name   string   `json:"name"`
-	Input  *ref     `json:"input"`
-	Output *ref     `json:"output"`
-	Errors []ref    `json:"errors"`
+	Name   string `json:"name"`
+	Input  *ref   `json:"input"`
+	Output *ref   `json:"output"`
+	Errors []ref  `json:"errors"`
 }
 
 type ref struct {
