@@ -456,14 +456,14 @@ func (WebhookAuthenticationType) Values() []string {
 }
 
 type AWSSessionCredentials struct {
-	AccessKeyId     string `json:"accessKeyId,omitempty"`
-	SecretAccessKey string `json:"secretAccessKey,omitempty"`
-	SessionToken    string `json:"sessionToken,omitempty"`
+	AccessKeyId     string `json:"accessKeyId"`
+	SecretAccessKey string `json:"secretAccessKey"`
+	SessionToken    string `json:"sessionToken"`
 }
 
 type AcknowledgeJobInput struct {
-	JobId string `json:"jobId,omitempty"`
-	Nonce string `json:"nonce,omitempty"`
+	JobId string `json:"jobId"`
+	Nonce string `json:"nonce"`
 }
 
 type AcknowledgeJobOutput struct {
@@ -471,9 +471,9 @@ type AcknowledgeJobOutput struct {
 }
 
 type AcknowledgeThirdPartyJobInput struct {
-	ClientToken string `json:"clientToken,omitempty"`
-	JobId       string `json:"jobId,omitempty"`
-	Nonce       string `json:"nonce,omitempty"`
+	ClientToken string `json:"clientToken"`
+	JobId       string `json:"jobId"`
+	Nonce       string `json:"nonce"`
 }
 
 type AcknowledgeThirdPartyJobOutput struct {
@@ -487,7 +487,7 @@ type ActionConfiguration struct {
 type ActionConfigurationProperty struct {
 	Description string                          `json:"description,omitempty"`
 	Key         *bool                           `json:"key,omitzero"`
-	Name        string                          `json:"name,omitempty"`
+	Name        string                          `json:"name"`
 	Queryable   *bool                           `json:"queryable,omitzero"`
 	Required    *bool                           `json:"required,omitzero"`
 	Secret      *bool                           `json:"secret,omitzero"`
@@ -505,7 +505,7 @@ type ActionDeclaration struct {
 	Configuration        map[string]string     `json:"configuration,omitzero"`
 	EnvironmentVariables []EnvironmentVariable `json:"environmentVariables,omitzero"`
 	InputArtifacts       []InputArtifact       `json:"inputArtifacts,omitzero"`
-	Name                 string                `json:"name,omitempty"`
+	Name                 string                `json:"name"`
 	Namespace            string                `json:"namespace,omitempty"`
 	OutputArtifacts      []OutputArtifact      `json:"outputArtifacts,omitzero"`
 	OutputVariables      []string              `json:"outputVariables,omitzero"`
@@ -574,8 +574,8 @@ type ActionExecutionResult struct {
 
 type ActionRevision struct {
 	Created          *Timestamp `json:"created,omitzero"`
-	RevisionChangeId string     `json:"revisionChangeId,omitempty"`
-	RevisionId       string     `json:"revisionId,omitempty"`
+	RevisionChangeId string     `json:"revisionChangeId"`
+	RevisionId       string     `json:"revisionId"`
 }
 
 type ActionState struct {
@@ -614,21 +614,21 @@ type ActionTypeExecutor struct {
 	Configuration            *ExecutorConfiguration `json:"configuration,omitzero"`
 	JobTimeout               *int                   `json:"jobTimeout,omitzero"`
 	PolicyStatementsTemplate string                 `json:"policyStatementsTemplate,omitempty"`
-	Type                     ExecutorType           `json:"type,omitempty"`
+	Type                     ExecutorType           `json:"type"`
 }
 
 type ActionTypeId struct {
-	Category ActionCategory `json:"category,omitempty"`
-	Owner    ActionOwner    `json:"owner,omitempty"`
-	Provider string         `json:"provider,omitempty"`
-	Version  string         `json:"version,omitempty"`
+	Category ActionCategory `json:"category"`
+	Owner    ActionOwner    `json:"owner"`
+	Provider string         `json:"provider"`
+	Version  string         `json:"version"`
 }
 
 type ActionTypeIdentifier struct {
-	Category ActionCategory `json:"category,omitempty"`
-	Owner    string         `json:"owner,omitempty"`
-	Provider string         `json:"provider,omitempty"`
-	Version  string         `json:"version,omitempty"`
+	Category ActionCategory `json:"category"`
+	Owner    string         `json:"owner"`
+	Provider string         `json:"provider"`
+	Version  string         `json:"version"`
 }
 
 type ActionTypePermissions struct {
@@ -638,7 +638,7 @@ type ActionTypePermissions struct {
 type ActionTypeProperty struct {
 	Description string `json:"description,omitempty"`
 	Key         *bool  `json:"key,omitzero"`
-	Name        string `json:"name,omitempty"`
+	Name        string `json:"name"`
 	NoEcho      *bool  `json:"noEcho,omitzero"`
 	Optional    *bool  `json:"optional,omitzero"`
 	Queryable   *bool  `json:"queryable,omitzero"`
@@ -659,8 +659,8 @@ type ActionTypeUrls struct {
 }
 
 type ApprovalResult struct {
-	Status  ApprovalStatus `json:"status,omitempty"`
-	Summary string         `json:"summary,omitempty"`
+	Status  ApprovalStatus `json:"status"`
+	Summary string         `json:"summary"`
 }
 
 type Artifact struct {
@@ -695,8 +695,8 @@ type ArtifactRevision struct {
 
 type ArtifactStore struct {
 	EncryptionKey *EncryptionKey    `json:"encryptionKey,omitzero"`
-	Location      string            `json:"location,omitempty"`
-	Type          ArtifactStoreType `json:"type,omitempty"`
+	Location      string            `json:"location"`
+	Type          ArtifactStoreType `json:"type"`
 }
 
 type BeforeEntryConditions struct {
@@ -704,8 +704,8 @@ type BeforeEntryConditions struct {
 }
 
 type BlockerDeclaration struct {
-	Name string      `json:"name,omitempty"`
-	Type BlockerType `json:"type,omitempty"`
+	Name string      `json:"name"`
+	Type BlockerType `json:"type"`
 }
 
 type Condition struct {
@@ -725,14 +725,14 @@ type ConditionState struct {
 }
 
 type CreateCustomActionTypeInput struct {
-	Category                ActionCategory                `json:"category,omitempty"`
+	Category                ActionCategory                `json:"category"`
 	ConfigurationProperties []ActionConfigurationProperty `json:"configurationProperties,omitzero"`
 	InputArtifactDetails    *ArtifactDetails              `json:"inputArtifactDetails,omitzero"`
 	OutputArtifactDetails   *ArtifactDetails              `json:"outputArtifactDetails,omitzero"`
-	Provider                string                        `json:"provider,omitempty"`
+	Provider                string                        `json:"provider"`
 	Settings                *ActionTypeSettings           `json:"settings,omitzero"`
 	Tags                    []Tag                         `json:"tags,omitzero"`
-	Version                 string                        `json:"version,omitempty"`
+	Version                 string                        `json:"version"`
 }
 
 type CreateCustomActionTypeOutput struct {
@@ -751,24 +751,24 @@ type CreatePipelineOutput struct {
 }
 
 type CurrentRevision struct {
-	ChangeIdentifier string     `json:"changeIdentifier,omitempty"`
+	ChangeIdentifier string     `json:"changeIdentifier"`
 	Created          *Timestamp `json:"created,omitzero"`
-	Revision         string     `json:"revision,omitempty"`
+	Revision         string     `json:"revision"`
 	RevisionSummary  string     `json:"revisionSummary,omitempty"`
 }
 
 type DeleteCustomActionTypeInput struct {
-	Category ActionCategory `json:"category,omitempty"`
-	Provider string         `json:"provider,omitempty"`
-	Version  string         `json:"version,omitempty"`
+	Category ActionCategory `json:"category"`
+	Provider string         `json:"provider"`
+	Version  string         `json:"version"`
 }
 
 type DeletePipelineInput struct {
-	Name string `json:"name,omitempty"`
+	Name string `json:"name"`
 }
 
 type DeleteWebhookInput struct {
-	Name string `json:"name,omitempty"`
+	Name string `json:"name"`
 }
 
 type DeleteWebhookOutput struct {
@@ -804,27 +804,27 @@ type DeregisterWebhookWithThirdPartyOutput struct {
 }
 
 type DisableStageTransitionInput struct {
-	PipelineName   string              `json:"pipelineName,omitempty"`
-	Reason         string              `json:"reason,omitempty"`
-	StageName      string              `json:"stageName,omitempty"`
-	TransitionType StageTransitionType `json:"transitionType,omitempty"`
+	PipelineName   string              `json:"pipelineName"`
+	Reason         string              `json:"reason"`
+	StageName      string              `json:"stageName"`
+	TransitionType StageTransitionType `json:"transitionType"`
 }
 
 type EnableStageTransitionInput struct {
-	PipelineName   string              `json:"pipelineName,omitempty"`
-	StageName      string              `json:"stageName,omitempty"`
-	TransitionType StageTransitionType `json:"transitionType,omitempty"`
+	PipelineName   string              `json:"pipelineName"`
+	StageName      string              `json:"stageName"`
+	TransitionType StageTransitionType `json:"transitionType"`
 }
 
 type EncryptionKey struct {
-	Id   string            `json:"id,omitempty"`
-	Type EncryptionKeyType `json:"type,omitempty"`
+	Id   string            `json:"id"`
+	Type EncryptionKeyType `json:"type"`
 }
 
 type EnvironmentVariable struct {
-	Name  string                  `json:"name,omitempty"`
+	Name  string                  `json:"name"`
 	Type  EnvironmentVariableType `json:"type,omitempty"`
-	Value string                  `json:"value,omitempty"`
+	Value string                  `json:"value"`
 }
 
 type ErrorDetails struct {
@@ -856,15 +856,15 @@ type FailureConditions struct {
 
 type FailureDetails struct {
 	ExternalExecutionId string      `json:"externalExecutionId,omitempty"`
-	Message             string      `json:"message,omitempty"`
-	Type                FailureType `json:"type,omitempty"`
+	Message             string      `json:"message"`
+	Type                FailureType `json:"type"`
 }
 
 type GetActionTypeInput struct {
-	Category ActionCategory `json:"category,omitempty"`
-	Owner    string         `json:"owner,omitempty"`
-	Provider string         `json:"provider,omitempty"`
-	Version  string         `json:"version,omitempty"`
+	Category ActionCategory `json:"category"`
+	Owner    string         `json:"owner"`
+	Provider string         `json:"provider"`
+	Version  string         `json:"version"`
 }
 
 type GetActionTypeOutput struct {
@@ -872,7 +872,7 @@ type GetActionTypeOutput struct {
 }
 
 type GetJobDetailsInput struct {
-	JobId string `json:"jobId,omitempty"`
+	JobId string `json:"jobId"`
 }
 
 type GetJobDetailsOutput struct {
@@ -880,8 +880,8 @@ type GetJobDetailsOutput struct {
 }
 
 type GetPipelineExecutionInput struct {
-	PipelineExecutionId string `json:"pipelineExecutionId,omitempty"`
-	PipelineName        string `json:"pipelineName,omitempty"`
+	PipelineExecutionId string `json:"pipelineExecutionId"`
+	PipelineName        string `json:"pipelineName"`
 }
 
 type GetPipelineExecutionOutput struct {
@@ -889,7 +889,7 @@ type GetPipelineExecutionOutput struct {
 }
 
 type GetPipelineInput struct {
-	Name    string `json:"name,omitempty"`
+	Name    string `json:"name"`
 	Version *int   `json:"version,omitzero"`
 }
 
@@ -899,7 +899,7 @@ type GetPipelineOutput struct {
 }
 
 type GetPipelineStateInput struct {
-	Name string `json:"name,omitempty"`
+	Name string `json:"name"`
 }
 
 type GetPipelineStateOutput struct {
@@ -911,8 +911,8 @@ type GetPipelineStateOutput struct {
 }
 
 type GetThirdPartyJobDetailsInput struct {
-	ClientToken string `json:"clientToken,omitempty"`
-	JobId       string `json:"jobId,omitempty"`
+	ClientToken string `json:"clientToken"`
+	JobId       string `json:"jobId"`
 }
 
 type GetThirdPartyJobDetailsOutput struct {
@@ -927,7 +927,7 @@ type GitBranchFilterCriteria struct {
 type GitConfiguration struct {
 	PullRequest      []GitPullRequestFilter `json:"pullRequest,omitzero"`
 	Push             []GitPushFilter        `json:"push,omitzero"`
-	SourceActionName string                 `json:"sourceActionName,omitempty"`
+	SourceActionName string                 `json:"sourceActionName"`
 }
 
 type GitFilePathFilterCriteria struct {
@@ -953,7 +953,7 @@ type GitTagFilterCriteria struct {
 }
 
 type InputArtifact struct {
-	Name string `json:"name,omitempty"`
+	Name string `json:"name"`
 }
 
 type Job struct {
@@ -986,19 +986,19 @@ type JobWorkerExecutorConfiguration struct {
 }
 
 type LambdaExecutorConfiguration struct {
-	LambdaFunctionArn string `json:"lambdaFunctionArn,omitempty"`
+	LambdaFunctionArn string `json:"lambdaFunctionArn"`
 }
 
 type LatestInPipelineExecutionFilter struct {
-	PipelineExecutionId string         `json:"pipelineExecutionId,omitempty"`
-	StartTimeRange      StartTimeRange `json:"startTimeRange,omitempty"`
+	PipelineExecutionId string         `json:"pipelineExecutionId"`
+	StartTimeRange      StartTimeRange `json:"startTimeRange"`
 }
 
 type ListActionExecutionsInput struct {
 	Filter       *ActionExecutionFilter `json:"filter,omitzero"`
 	MaxResults   *int                   `json:"maxResults,omitzero"`
 	NextToken    string                 `json:"nextToken,omitempty"`
-	PipelineName string                 `json:"pipelineName,omitempty"`
+	PipelineName string                 `json:"pipelineName"`
 }
 
 type ListActionExecutionsOutput struct {
@@ -1018,7 +1018,7 @@ type ListActionTypesOutput struct {
 }
 
 type ListDeployActionExecutionTargetsInput struct {
-	ActionExecutionId string         `json:"actionExecutionId,omitempty"`
+	ActionExecutionId string         `json:"actionExecutionId"`
 	Filters           []TargetFilter `json:"filters,omitzero"`
 	MaxResults        *int           `json:"maxResults,omitzero"`
 	NextToken         string         `json:"nextToken,omitempty"`
@@ -1034,7 +1034,7 @@ type ListPipelineExecutionsInput struct {
 	Filter       *PipelineExecutionFilter `json:"filter,omitzero"`
 	MaxResults   *int                     `json:"maxResults,omitzero"`
 	NextToken    string                   `json:"nextToken,omitempty"`
-	PipelineName string                   `json:"pipelineName,omitempty"`
+	PipelineName string                   `json:"pipelineName"`
 }
 
 type ListPipelineExecutionsOutput struct {
@@ -1056,7 +1056,7 @@ type ListRuleExecutionsInput struct {
 	Filter       *RuleExecutionFilter `json:"filter,omitzero"`
 	MaxResults   *int                 `json:"maxResults,omitzero"`
 	NextToken    string               `json:"nextToken,omitempty"`
-	PipelineName string               `json:"pipelineName,omitempty"`
+	PipelineName string               `json:"pipelineName"`
 }
 
 type ListRuleExecutionsOutput struct {
@@ -1076,7 +1076,7 @@ type ListRuleTypesOutput struct {
 type ListTagsForResourceInput struct {
 	MaxResults  *int   `json:"maxResults,omitzero"`
 	NextToken   string `json:"nextToken,omitempty"`
-	ResourceArn string `json:"resourceArn,omitempty"`
+	ResourceArn string `json:"resourceArn"`
 }
 
 type ListTagsForResourceOutput struct {
@@ -1091,7 +1091,7 @@ type ListWebhookItem struct {
 	ErrorMessage  string             `json:"errorMessage,omitempty"`
 	LastTriggered *Timestamp         `json:"lastTriggered,omitzero"`
 	Tags          []Tag              `json:"tags,omitzero"`
-	Url           string             `json:"url,omitempty"`
+	Url           string             `json:"url"`
 }
 
 type ListWebhooksInput struct {
@@ -1106,14 +1106,14 @@ type ListWebhooksOutput struct {
 
 type OutputArtifact struct {
 	Files []string `json:"files,omitzero"`
-	Name  string   `json:"name,omitempty"`
+	Name  string   `json:"name"`
 }
 
 type OverrideStageConditionInput struct {
-	ConditionType       ConditionType `json:"conditionType,omitempty"`
-	PipelineExecutionId string        `json:"pipelineExecutionId,omitempty"`
-	PipelineName        string        `json:"pipelineName,omitempty"`
-	StageName           string        `json:"stageName,omitempty"`
+	ConditionType       ConditionType `json:"conditionType"`
+	PipelineExecutionId string        `json:"pipelineExecutionId"`
+	PipelineName        string        `json:"pipelineName"`
+	StageName           string        `json:"stageName"`
 }
 
 type PipelineContext struct {
@@ -1128,9 +1128,9 @@ type PipelineDeclaration struct {
 	ArtifactStore  *ArtifactStore                `json:"artifactStore,omitzero"`
 	ArtifactStores map[string]ArtifactStore      `json:"artifactStores,omitzero"`
 	ExecutionMode  ExecutionMode                 `json:"executionMode,omitempty"`
-	Name           string                        `json:"name,omitempty"`
+	Name           string                        `json:"name"`
 	PipelineType   PipelineType                  `json:"pipelineType,omitempty"`
-	RoleArn        string                        `json:"roleArn,omitempty"`
+	RoleArn        string                        `json:"roleArn"`
 	Stages         []StageDeclaration            `json:"stages,omitzero"`
 	Triggers       []PipelineTriggerDeclaration  `json:"triggers,omitzero"`
 	Variables      []PipelineVariableDeclaration `json:"variables,omitzero"`
@@ -1191,18 +1191,18 @@ type PipelineSummary struct {
 
 type PipelineTriggerDeclaration struct {
 	GitConfiguration *GitConfiguration           `json:"gitConfiguration,omitzero"`
-	ProviderType     PipelineTriggerProviderType `json:"providerType,omitempty"`
+	ProviderType     PipelineTriggerProviderType `json:"providerType"`
 }
 
 type PipelineVariable struct {
-	Name  string `json:"name,omitempty"`
-	Value string `json:"value,omitempty"`
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 type PipelineVariableDeclaration struct {
 	DefaultValue string `json:"defaultValue,omitempty"`
 	Description  string `json:"description,omitempty"`
-	Name         string `json:"name,omitempty"`
+	Name         string `json:"name"`
 }
 
 type PollForJobsInput struct {
@@ -1225,10 +1225,10 @@ type PollForThirdPartyJobsOutput struct {
 }
 
 type PutActionRevisionInput struct {
-	ActionName     string          `json:"actionName,omitempty"`
+	ActionName     string          `json:"actionName"`
 	ActionRevision *ActionRevision `json:"actionRevision,omitzero"`
-	PipelineName   string          `json:"pipelineName,omitempty"`
-	StageName      string          `json:"stageName,omitempty"`
+	PipelineName   string          `json:"pipelineName"`
+	StageName      string          `json:"stageName"`
 }
 
 type PutActionRevisionOutput struct {
@@ -1237,11 +1237,11 @@ type PutActionRevisionOutput struct {
 }
 
 type PutApprovalResultInput struct {
-	ActionName   string          `json:"actionName,omitempty"`
-	PipelineName string          `json:"pipelineName,omitempty"`
+	ActionName   string          `json:"actionName"`
+	PipelineName string          `json:"pipelineName"`
 	Result       *ApprovalResult `json:"result,omitzero"`
-	StageName    string          `json:"stageName,omitempty"`
-	Token        string          `json:"token,omitempty"`
+	StageName    string          `json:"stageName"`
+	Token        string          `json:"token"`
 }
 
 type PutApprovalResultOutput struct {
@@ -1250,29 +1250,29 @@ type PutApprovalResultOutput struct {
 
 type PutJobFailureResultInput struct {
 	FailureDetails *FailureDetails `json:"failureDetails,omitzero"`
-	JobId          string          `json:"jobId,omitempty"`
+	JobId          string          `json:"jobId"`
 }
 
 type PutJobSuccessResultInput struct {
 	ContinuationToken string            `json:"continuationToken,omitempty"`
 	CurrentRevision   *CurrentRevision  `json:"currentRevision,omitzero"`
 	ExecutionDetails  *ExecutionDetails `json:"executionDetails,omitzero"`
-	JobId             string            `json:"jobId,omitempty"`
+	JobId             string            `json:"jobId"`
 	OutputVariables   map[string]string `json:"outputVariables,omitzero"`
 }
 
 type PutThirdPartyJobFailureResultInput struct {
-	ClientToken    string          `json:"clientToken,omitempty"`
+	ClientToken    string          `json:"clientToken"`
 	FailureDetails *FailureDetails `json:"failureDetails,omitzero"`
-	JobId          string          `json:"jobId,omitempty"`
+	JobId          string          `json:"jobId"`
 }
 
 type PutThirdPartyJobSuccessResultInput struct {
-	ClientToken       string            `json:"clientToken,omitempty"`
+	ClientToken       string            `json:"clientToken"`
 	ContinuationToken string            `json:"continuationToken,omitempty"`
 	CurrentRevision   *CurrentRevision  `json:"currentRevision,omitzero"`
 	ExecutionDetails  *ExecutionDetails `json:"executionDetails,omitzero"`
-	JobId             string            `json:"jobId,omitempty"`
+	JobId             string            `json:"jobId"`
 }
 
 type PutWebhookInput struct {
@@ -1301,10 +1301,10 @@ type RetryConfiguration struct {
 }
 
 type RetryStageExecutionInput struct {
-	PipelineExecutionId string         `json:"pipelineExecutionId,omitempty"`
-	PipelineName        string         `json:"pipelineName,omitempty"`
-	RetryMode           StageRetryMode `json:"retryMode,omitempty"`
-	StageName           string         `json:"stageName,omitempty"`
+	PipelineExecutionId string         `json:"pipelineExecutionId"`
+	PipelineName        string         `json:"pipelineName"`
+	RetryMode           StageRetryMode `json:"retryMode"`
+	StageName           string         `json:"stageName"`
 }
 
 type RetryStageExecutionOutput struct {
@@ -1318,19 +1318,19 @@ type RetryStageMetadata struct {
 }
 
 type RollbackStageInput struct {
-	PipelineName              string `json:"pipelineName,omitempty"`
-	StageName                 string `json:"stageName,omitempty"`
-	TargetPipelineExecutionId string `json:"targetPipelineExecutionId,omitempty"`
+	PipelineName              string `json:"pipelineName"`
+	StageName                 string `json:"stageName"`
+	TargetPipelineExecutionId string `json:"targetPipelineExecutionId"`
 }
 
 type RollbackStageOutput struct {
-	PipelineExecutionId string `json:"pipelineExecutionId,omitempty"`
+	PipelineExecutionId string `json:"pipelineExecutionId"`
 }
 
 type RuleConfigurationProperty struct {
 	Description string                        `json:"description,omitempty"`
 	Key         *bool                         `json:"key,omitzero"`
-	Name        string                        `json:"name,omitempty"`
+	Name        string                        `json:"name"`
 	Queryable   *bool                         `json:"queryable,omitzero"`
 	Required    *bool                         `json:"required,omitzero"`
 	Secret      *bool                         `json:"secret,omitzero"`
@@ -1341,7 +1341,7 @@ type RuleDeclaration struct {
 	Commands         []string          `json:"commands,omitzero"`
 	Configuration    map[string]string `json:"configuration,omitzero"`
 	InputArtifacts   []InputArtifact   `json:"inputArtifacts,omitzero"`
-	Name             string            `json:"name,omitempty"`
+	Name             string            `json:"name"`
 	Region           string            `json:"region,omitempty"`
 	RoleArn          string            `json:"roleArn,omitempty"`
 	RuleTypeId       *RuleTypeId       `json:"ruleTypeId,omitzero"`
@@ -1401,8 +1401,8 @@ type RuleExecutionResult struct {
 
 type RuleRevision struct {
 	Created          *Timestamp `json:"created,omitzero"`
-	RevisionChangeId string     `json:"revisionChangeId,omitempty"`
-	RevisionId       string     `json:"revisionId,omitempty"`
+	RevisionChangeId string     `json:"revisionChangeId"`
+	RevisionId       string     `json:"revisionId"`
 }
 
 type RuleState struct {
@@ -1421,9 +1421,9 @@ type RuleType struct {
 }
 
 type RuleTypeId struct {
-	Category RuleCategory `json:"category,omitempty"`
+	Category RuleCategory `json:"category"`
 	Owner    RuleOwner    `json:"owner,omitempty"`
-	Provider string       `json:"provider,omitempty"`
+	Provider string       `json:"provider"`
 	Version  string       `json:"version,omitempty"`
 }
 
@@ -1435,8 +1435,8 @@ type RuleTypeSettings struct {
 }
 
 type S3ArtifactLocation struct {
-	BucketName string `json:"bucketName,omitempty"`
-	ObjectKey  string `json:"objectKey,omitempty"`
+	BucketName string `json:"bucketName"`
+	ObjectKey  string `json:"objectKey"`
 }
 
 type S3Location struct {
@@ -1445,16 +1445,16 @@ type S3Location struct {
 }
 
 type SourceRevision struct {
-	ActionName      string `json:"actionName,omitempty"`
+	ActionName      string `json:"actionName"`
 	RevisionId      string `json:"revisionId,omitempty"`
 	RevisionSummary string `json:"revisionSummary,omitempty"`
 	RevisionUrl     string `json:"revisionUrl,omitempty"`
 }
 
 type SourceRevisionOverride struct {
-	ActionName    string             `json:"actionName,omitempty"`
-	RevisionType  SourceRevisionType `json:"revisionType,omitempty"`
-	RevisionValue string             `json:"revisionValue,omitempty"`
+	ActionName    string             `json:"actionName"`
+	RevisionType  SourceRevisionType `json:"revisionType"`
+	RevisionValue string             `json:"revisionValue"`
 }
 
 type StageConditionState struct {
@@ -1475,14 +1475,14 @@ type StageDeclaration struct {
 	Actions     []ActionDeclaration    `json:"actions,omitzero"`
 	BeforeEntry *BeforeEntryConditions `json:"beforeEntry,omitzero"`
 	Blockers    []BlockerDeclaration   `json:"blockers,omitzero"`
-	Name        string                 `json:"name,omitempty"`
+	Name        string                 `json:"name"`
 	OnFailure   *FailureConditions     `json:"onFailure,omitzero"`
 	OnSuccess   *SuccessConditions     `json:"onSuccess,omitzero"`
 }
 
 type StageExecution struct {
-	PipelineExecutionId string               `json:"pipelineExecutionId,omitempty"`
-	Status              StageExecutionStatus `json:"status,omitempty"`
+	PipelineExecutionId string               `json:"pipelineExecutionId"`
+	Status              StageExecutionStatus `json:"status"`
 	Type                ExecutionType        `json:"type,omitempty"`
 }
 
@@ -1501,7 +1501,7 @@ type StageState struct {
 
 type StartPipelineExecutionInput struct {
 	ClientRequestToken string                   `json:"clientRequestToken,omitempty"`
-	Name               string                   `json:"name,omitempty"`
+	Name               string                   `json:"name"`
 	SourceRevisions    []SourceRevisionOverride `json:"sourceRevisions,omitzero"`
 	Variables          []PipelineVariable       `json:"variables,omitzero"`
 }
@@ -1516,8 +1516,8 @@ type StopExecutionTrigger struct {
 
 type StopPipelineExecutionInput struct {
 	Abandon             *bool  `json:"abandon,omitzero"`
-	PipelineExecutionId string `json:"pipelineExecutionId,omitempty"`
-	PipelineName        string `json:"pipelineName,omitempty"`
+	PipelineExecutionId string `json:"pipelineExecutionId"`
+	PipelineName        string `json:"pipelineName"`
 	Reason              string `json:"reason,omitempty"`
 }
 
@@ -1534,12 +1534,12 @@ type SuccessConditions struct {
 }
 
 type Tag struct {
-	Key   string `json:"key,omitempty"`
-	Value string `json:"value,omitempty"`
+	Key   string `json:"key"`
+	Value string `json:"value"`
 }
 
 type TagResourceInput struct {
-	ResourceArn string `json:"resourceArn,omitempty"`
+	ResourceArn string `json:"resourceArn"`
 	Tags        []Tag  `json:"tags,omitzero"`
 }
 
@@ -1581,7 +1581,7 @@ type TransitionState struct {
 }
 
 type UntagResourceInput struct {
-	ResourceArn string   `json:"resourceArn,omitempty"`
+	ResourceArn string   `json:"resourceArn"`
 	TagKeys     []string `json:"tagKeys,omitzero"`
 }
 
@@ -1606,16 +1606,16 @@ type WebhookAuthConfiguration struct {
 }
 
 type WebhookDefinition struct {
-	Authentication              WebhookAuthenticationType `json:"authentication,omitempty"`
+	Authentication              WebhookAuthenticationType `json:"authentication"`
 	AuthenticationConfiguration *WebhookAuthConfiguration `json:"authenticationConfiguration,omitzero"`
 	Filters                     []WebhookFilterRule       `json:"filters,omitzero"`
-	Name                        string                    `json:"name,omitempty"`
-	TargetAction                string                    `json:"targetAction,omitempty"`
-	TargetPipeline              string                    `json:"targetPipeline,omitempty"`
+	Name                        string                    `json:"name"`
+	TargetAction                string                    `json:"targetAction"`
+	TargetPipeline              string                    `json:"targetPipeline"`
 }
 
 type WebhookFilterRule struct {
-	JsonPath    string `json:"jsonPath,omitempty"`
+	JsonPath    string `json:"jsonPath"`
 	MatchEquals string `json:"matchEquals,omitempty"`
 }
 

@@ -450,9 +450,7 @@ func (s *ApprovalResult) Validate(v *Validator, path string) {
 	} else {
 		v.Enum(v.Join(path, "status"), string(s.Status), s.Status.Values())
 	}
-	if s.Summary == "" {
-		v.Missing(v.Join(path, "summary"))
-	} else {
+	if s.Summary != "" {
 		v.Length(v.Join(path, "summary"), false, s.Summary, 0, 512)
 	}
 }
@@ -2021,9 +2019,7 @@ func (s *Tag) Validate(v *Validator, path string) {
 	} else {
 		v.Length(v.Join(path, "key"), false, s.Key, 1, 128)
 	}
-	if s.Value == "" {
-		v.Missing(v.Join(path, "value"))
-	} else {
+	if s.Value != "" {
 		v.Length(v.Join(path, "value"), false, s.Value, 0, 256)
 	}
 }

@@ -128,8 +128,10 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e12 {
 		return fmt.Errorf("timestamp %s is not epoch seconds", b)
 	}
+	// Round to microseconds: a float64 of epoch seconds holds no more, and
+	// truncating would turn .123 into .122999...
 	sec, frac := math.Modf(f)
-	*t = Timestamp(time.Unix(int64(sec), int64(frac*1e9)).UTC())
+	*t = Timestamp(time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3).UTC())
 	return nil
 }
 

@@ -239,6 +239,10 @@ func (g *gen) types(b *bytes.Buffer) error {
 			continue
 		}
 		fmt.Fprintf(b, "type %s struct {\n", name)
+		required := map[string]bool{}
+		for _, r := range s.Required {
+			required[r] = true
+		}
 		for _, mn := range sortedKeys(s.Members) {
 			ms := s.Members[mn].Shape
 			t := g.goType(ms)
@@ -248,8 +252,17 @@ func (g *gen) types(b *bytes.Buffer) error {
 				// omitzero keeps an empty but present list ([]) on the wire,
 				// which clients index without checking for absence.
 				opt = "omitzero"
+			case "string":
+				if required[mn] {
+					// A required string is always on the wire, even when empty
+					// (a tag's empty value must survive a round trip).
+					opt = ""
+				}
 			}
-			fmt.Fprintf(b, "\t%s %s `json:\"%s,%s\"`\n", exported(mn), t, mn, opt)
+			if opt != "" {
+				opt = "," + opt
+			}
+			fmt.Fprintf(b, "\t%s %s `json:\"%s%s\"`\n", exported(mn), t, mn, opt)
 		}
 		b.WriteString("}\n\n")
 	}
@@ -390,6 +403,11 @@ func (g *gen) checkValue(expr, pathExpr, shapeName string, required bool, pat fu
 		}
 		if len(s.Enum) > 0 {
 			fmt.Fprintf(&in, "\t\tv.Enum(%s, %s, %s.Values())\n", pathExpr, val, expr)
+		}
+		// A required string whose model allows the empty string (a tag value)
+		// cannot tell "absent" from "": accept both, as it must accept "".
+		if s.Min != nil && s.Min.String() == "0" {
+			required = false
 		}
 		guard(&c, val+" == \"\"", val+" != \"\"", required, pathExpr, in.String())
 	case "integer", "long":
