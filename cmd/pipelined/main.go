@@ -1,0 +1,194 @@
+// Command pipelined is a self-hosted continuous-delivery server that speaks
+// the AWS CodePipeline API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pipelined/pipelined/internal/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "pipelined", versionString())
+		return 0
+	case "help", "--help", "-help", "-h":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "pipelined: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			return bi.Main.Version
+		}
+	}
+	return "dev"
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `pipelined: a self-hosted continuous-delivery server that speaks the AWS CodePipeline API.
+
+Usage:
+  pipelined serve [flags]   run the server
+  pipelined version         print the version
+  pipelined help            show this help
+
+Flags of serve (each also set by the environment variable shown):
+`)
+	fs, _ := serveFlags(io.Discard)
+	printFlags(w, fs)
+	fmt.Fprint(w, `
+Secrets are read from the environment only (never flags, which other users can see in ps):
+  PIPELINED_ROOT_ACCESS_KEY_ID, PIPELINED_ROOT_SECRET_ACCESS_KEY
+        the root access key pair that signs API requests; when unset, a pair is
+        generated on first start and written to <data-dir>/credentials (mode 0600)
+  PIPELINED_MASTER_KEY
+        32-byte key (base64 or hex) that encrypts secrets in the database; when unset,
+        one is generated into <data-dir>/master.key. Every replica needs the same key.
+`)
+}
+
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		def := ""
+		if f.DefValue != "" {
+			def = fmt.Sprintf(" (default %q)", f.DefValue)
+		}
+		fmt.Fprintf(w, "  --%s  [%s]%s\n        %s\n", f.Name, envName(f.Name), def, f.Usage)
+	})
+}
+
+func envName(flagName string) string {
+	return "PIPELINED_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+type serveOptions struct {
+	cfg       server.Config
+	logLevel  string
+	logFormat string
+}
+
+func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
+	o := &serveOptions{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.cfg.Listen, "listen", "127.0.0.1:8480", "host:port to listen on (one listener serves the API, /healthz and /metrics)")
+	fs.StringVar(&o.cfg.DataDir, "data-dir", "pipelined-data", "directory for the SQLite database, the generated credentials and master key")
+	fs.StringVar(&o.cfg.Database, "database", "", "database: empty for SQLite in the data dir, a SQLite file path or sqlite://PATH, or postgres://USER@HOST:PORT/DB")
+	fs.StringVar(&o.cfg.PublicURL, "public-url", "", "the URL clients reach this server at (default: http://<listen address>)")
+	fs.StringVar(&o.cfg.Region, "region", "us-east-1", "the AWS region this server presents itself as; requests must be signed for it")
+	fs.StringVar(&o.cfg.AccountID, "account-id", "000000000000", "the 12-digit account id used in ARNs")
+	fs.IntVar(&o.cfg.MaxPipelines, "max-pipelines", 10000, "the most pipelines the server holds (LimitExceededException past it)")
+	fs.DurationVar(&o.cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	return fs, o
+}
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	fs, o := serveFlags(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: pipelined serve [flags]")
+		printFlags(stderr, fs)
+	}
+	// Environment first, so that flags given on the command line win.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := os.LookupEnv(envName(f.Name)); ok && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		fmt.Fprintln(stderr, "pipelined:", envErr)
+		return 2
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "pipelined serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	logger, err := newLogger(stderr, o.logLevel, o.logFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, "pipelined:", err)
+		return 2
+	}
+	o.cfg.Logger = logger
+	o.cfg.RootAccessKeyID = os.Getenv("PIPELINED_ROOT_ACCESS_KEY_ID")
+	o.cfg.RootSecretAccessKey = os.Getenv("PIPELINED_ROOT_SECRET_ACCESS_KEY")
+	o.cfg.MasterKey = os.Getenv("PIPELINED_MASTER_KEY")
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.New(ctx, o.cfg)
+	if err != nil {
+		logger.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := srv.Serve(ctx); err != nil {
+		logger.Error("server stopped with an error", "err", err)
+		return 1
+	}
+	logger.Info("stopped")
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+}

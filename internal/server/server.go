@@ -1,0 +1,239 @@
+// Package server assembles pipelined: it opens the store, loads the master
+// key and root credentials, builds the services and the HTTP handlers, and
+// runs the listener with graceful shutdown.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pipelined/pipelined/internal/awsjson"
+	"github.com/pipelined/pipelined/internal/credentials"
+	"github.com/pipelined/pipelined/internal/pipelines"
+	"github.com/pipelined/pipelined/internal/secrets"
+	"github.com/pipelined/pipelined/internal/sigv4"
+	"github.com/pipelined/pipelined/internal/store"
+	"github.com/pipelined/pipelined/internal/store/postgres"
+	"github.com/pipelined/pipelined/internal/store/sqlite"
+)
+
+// Config is the server's configuration; cmd/pipelined fills it from flags
+// and PIPELINED_* environment variables.
+type Config struct {
+	Listen    string // host:port
+	DataDir   string
+	Database  string // "" (SQLite in DataDir), a SQLite path or sqlite:// URL, or a postgres:// URL
+	PublicURL string // "" derives it from Listen
+	Region    string
+	AccountID string
+
+	MaxPipelines int
+
+	RootAccessKeyID     string
+	RootSecretAccessKey string
+	MasterKey           string // base64 or hex; "" reads or creates DataDir/master.key
+
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+// Server is a running pipelined.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    store.Store
+	http     *http.Server
+	listener net.Listener
+	root     credentials.Root
+	// PublicURL is the URL clients reach the server at.
+	PublicURL string
+}
+
+// New prepares a server: it opens the store (applying migrations), loads
+// keys and credentials and binds the listener. Serve starts serving.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if cfg.AccountID == "" {
+		cfg.AccountID = "000000000000"
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 20 * time.Second
+	}
+	log := cfg.Logger
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+
+	key, err := masterKey(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := secrets.New(key)
+	if err != nil {
+		return nil, err
+	}
+	credPath := filepath.Join(cfg.DataDir, "credentials")
+	root, src, err := credentials.Load(cfg.RootAccessKeyID, cfg.RootSecretAccessKey, credPath)
+	if err != nil {
+		return nil, err
+	}
+	switch src {
+	case credentials.Generated:
+		log.Info("generated root credentials; use them with AWS_SHARED_CREDENTIALS_FILE", "file", credPath, "access_key_id", root.AccessKeyID)
+	case credentials.FromFile:
+		log.Info("loaded root credentials", "file", credPath, "access_key_id", root.AccessKeyID)
+	default:
+		log.Info("root credentials from the environment", "access_key_id", root.AccessKeyID)
+	}
+
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, store: st, listener: ln, root: root}
+	s.PublicURL = cfg.PublicURL
+	if s.PublicURL == "" {
+		s.PublicURL = "http://" + ln.Addr().String()
+	}
+	s.PublicURL = strings.TrimRight(s.PublicURL, "/")
+
+	svc := pipelines.New(pipelines.Config{
+		Store: st, Sealer: sealer, Region: cfg.Region, AccountID: cfg.AccountID, MaxPipelines: cfg.MaxPipelines,
+	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.lookup}
+	api := awsjson.New(svc, awsjson.SigV4{Verifier: verifier}, awsjson.Options{Logger: log, Registerer: reg})
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := st.Ping(ctx); err != nil {
+			log.Warn("health check failed", "err", err)
+			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", api)
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// lookup finds the credential of an access key id. Only the root key exists
+// for now; job session credentials come with the job protocol.
+func (s *Server) lookup(_ context.Context, accessKeyID string) (sigv4.Credential, error) {
+	if subtle.ConstantTimeCompare([]byte(accessKeyID), []byte(s.root.AccessKeyID)) == 1 {
+		return sigv4.Credential{
+			AccessKeyID: s.root.AccessKeyID, SecretAccessKey: s.root.SecretAccessKey,
+			Principal: fmt.Sprintf("arn:aws:iam::%s:root", s.cfg.AccountID),
+		}, nil
+	}
+	return sigv4.Credential{}, sigv4.ErrUnknownAccessKey
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// Store returns the server's store (for tests and tools in this module).
+func (s *Server) Store() store.Store { return s.store }
+
+// Serve serves until ctx is done, then shuts down gracefully: it stops
+// accepting, lets requests in flight finish (up to ShutdownTimeout) and
+// closes the store.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.listener) }()
+	s.log.Info("pipelined serving", "listen", s.Addr(), "public_url", s.PublicURL, "region", s.cfg.Region, "account_id", s.cfg.AccountID)
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		s.log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		err = s.http.Shutdown(sctx)
+		cancel()
+		<-errc
+	}
+	if cerr := s.store.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func masterKey(cfg Config, log *slog.Logger) ([]byte, error) {
+	if cfg.MasterKey != "" {
+		return secrets.ParseKey(cfg.MasterKey)
+	}
+	path := filepath.Join(cfg.DataDir, "master.key")
+	key, created, err := secrets.LoadOrCreateKeyFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	if created {
+		log.Warn("generated a master key; back it up: without it the secrets in the database cannot be read", "file", path)
+	}
+	return key, nil
+}
+
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	db := cfg.Database
+	switch {
+	case strings.HasPrefix(db, "postgres://"), strings.HasPrefix(db, "postgresql://"):
+		return postgres.Open(ctx, db)
+	case db == "":
+		db = filepath.Join(cfg.DataDir, "pipelined.db")
+	case strings.HasPrefix(db, "sqlite://"):
+		db = strings.TrimPrefix(db, "sqlite://")
+	case strings.Contains(db, "://"):
+		return nil, fmt.Errorf("--database %q: unsupported scheme (use a SQLite file path, sqlite://PATH or postgres://...)", redactDSN(db))
+	}
+	return sqlite.Open(ctx, db)
+}
+
+// redactDSN drops the password of a database URL for messages and logs.
+func redactDSN(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		rest := dsn[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			if c := strings.Index(rest[:at], ":"); c >= 0 {
+				return dsn[:i+3] + rest[:c] + ":xxxxx" + rest[at:]
+			}
+		}
+	}
+	return dsn
+}
