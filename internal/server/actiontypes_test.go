@@ -33,80 +33,82 @@ func deployerType(version string) *codepipeline.CreateCustomActionTypeInput {
 }
 
 func TestCustomActionTypes(t *testing.T) {
-	c := servertest.Start(t).Client()
-	ctx := context.Background()
+	servertest.EachBackend(t, func(t *testing.T, backend servertest.Options) {
+		c := servertest.Start(t, backend).Client()
+		ctx := context.Background()
 
-	out, err := c.CreateCustomActionType(ctx, deployerType("1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.ActionType.Id.Owner != types.ActionOwnerCustom || len(out.ActionType.ActionConfigurationProperties) != 3 {
-		t.Fatalf("created: %+v", out.ActionType)
-	}
-	// Identical again: accepted, unchanged.
-	if _, err := c.CreateCustomActionType(ctx, deployerType("1")); err != nil {
-		t.Fatalf("identical re-create: %v", err)
-	}
-	// Same version, different definition: refused.
-	changed := deployerType("1")
-	changed.ConfigurationProperties[2].Required = true
-	_, err = c.CreateCustomActionType(ctx, changed)
-	wantCode(t, err, "ValidationException")
-
-	list, err := c.ListActionTypes(ctx, &codepipeline.ListActionTypesInput{ActionOwnerFilter: types.ActionOwnerCustom})
-	if err != nil || len(list.ActionTypes) != 1 || aws.ToString(list.ActionTypes[0].Id.Provider) != "Deployer" {
-		t.Fatalf("custom list: %+v %v", list, err)
-	}
-	all, err := c.ListActionTypes(ctx, &codepipeline.ListActionTypesInput{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, at := range all.ActionTypes {
-		ids = append(ids, fmt.Sprintf("%s/%s/%s/%s", at.Id.Owner, at.Id.Category, aws.ToString(at.Id.Provider), aws.ToString(at.Id.Version)))
-	}
-	for _, want := range []string{"AWS/Source/S3/1", "AWS/Approval/Manual/1", "AWS/Deploy/S3/1", "AWS/Compute/Commands/1", "Custom/Deploy/Deployer/1"} {
-		if !strings.Contains(strings.Join(ids, " "), want) {
-			t.Errorf("ListActionTypes lacks %s: %v", want, ids)
+		out, err := c.CreateCustomActionType(ctx, deployerType("1"))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		if out.ActionType.Id.Owner != types.ActionOwnerCustom || len(out.ActionType.ActionConfigurationProperties) != 3 {
+			t.Fatalf("created: %+v", out.ActionType)
+		}
+		// Identical again: accepted, unchanged.
+		if _, err := c.CreateCustomActionType(ctx, deployerType("1")); err != nil {
+			t.Fatalf("identical re-create: %v", err)
+		}
+		// Same version, different definition: refused.
+		changed := deployerType("1")
+		changed.ConfigurationProperties[2].Required = true
+		_, err = c.CreateCustomActionType(ctx, changed)
+		wantCode(t, err, "ValidationException")
 
-	// GetActionType takes owners AWS and ThirdParty only (the model's pattern), as on AWS.
-	_, err = c.GetActionType(ctx, &codepipeline.GetActionTypeInput{Category: types.ActionCategoryDeploy, Owner: aws.String("Custom"), Provider: aws.String("Deployer"), Version: aws.String("1")})
-	wantCode(t, err, "ValidationException")
-	got, err := c.GetActionType(ctx, &codepipeline.GetActionTypeInput{Category: types.ActionCategoryDeploy, Owner: aws.String("AWS"), Provider: aws.String("S3"), Version: aws.String("1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.ActionType.Executor == nil || len(got.ActionType.Properties) != 6 || got.ActionType.Properties[0].Optional || !got.ActionType.Properties[2].Optional {
-		t.Errorf("GetActionType: %+v", got.ActionType)
-	}
-	if min, max := got.ActionType.InputArtifactDetails.MinimumCount, got.ActionType.InputArtifactDetails.MaximumCount; min != 1 || max != 1 {
-		t.Errorf("Deploy/S3 input artifacts %d..%d, want 1..1", min, max)
-	}
-	_, err = c.GetActionType(ctx, &codepipeline.GetActionTypeInput{Category: types.ActionCategoryDeploy, Owner: aws.String("AWS"), Provider: aws.String("Nope"), Version: aws.String("1")})
-	wantCode(t, err, "ActionTypeNotFoundException")
+		list, err := c.ListActionTypes(ctx, &codepipeline.ListActionTypesInput{ActionOwnerFilter: types.ActionOwnerCustom})
+		if err != nil || len(list.ActionTypes) != 1 || aws.ToString(list.ActionTypes[0].Id.Provider) != "Deployer" {
+			t.Fatalf("custom list: %+v %v", list, err)
+		}
+		all, err := c.ListActionTypes(ctx, &codepipeline.ListActionTypesInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, at := range all.ActionTypes {
+			ids = append(ids, fmt.Sprintf("%s/%s/%s/%s", at.Id.Owner, at.Id.Category, aws.ToString(at.Id.Provider), aws.ToString(at.Id.Version)))
+		}
+		for _, want := range []string{"AWS/Source/S3/1", "AWS/Approval/Manual/1", "AWS/Deploy/S3/1", "AWS/Compute/Commands/1", "Custom/Deploy/Deployer/1"} {
+			if !strings.Contains(strings.Join(ids, " "), want) {
+				t.Errorf("ListActionTypes lacks %s: %v", want, ids)
+			}
+		}
 
-	// Delete; the type is gone from lists and pipelines cannot use it.
-	if _, err := c.DeleteCustomActionType(ctx, &codepipeline.DeleteCustomActionTypeInput{Category: types.ActionCategoryDeploy, Provider: aws.String("Deployer"), Version: aws.String("1")}); err != nil {
-		t.Fatal(err)
-	}
-	list, _ = c.ListActionTypes(ctx, &codepipeline.ListActionTypesInput{ActionOwnerFilter: types.ActionOwnerCustom})
-	if len(list.ActionTypes) != 0 {
-		t.Errorf("deleted type still listed: %+v", list.ActionTypes)
-	}
-	_, err = c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: pipelineUsingDeployer("after-delete", "1", "s3cr3t")})
-	wantCode(t, err, "InvalidActionDeclarationException")
-	// Re-creating the deleted version needs the identical definition...
-	_, err = c.CreateCustomActionType(ctx, changed)
-	wantCode(t, err, "ValidationException")
-	// ...which restores it; a new version is always fine.
-	if _, err := c.CreateCustomActionType(ctx, deployerType("1")); err != nil {
-		t.Fatalf("restore: %v", err)
-	}
-	if _, err := c.CreateCustomActionType(ctx, deployerType("2")); err != nil {
-		t.Fatal(err)
-	}
+		// GetActionType takes owners AWS and ThirdParty only (the model's pattern), as on AWS.
+		_, err = c.GetActionType(ctx, &codepipeline.GetActionTypeInput{Category: types.ActionCategoryDeploy, Owner: aws.String("Custom"), Provider: aws.String("Deployer"), Version: aws.String("1")})
+		wantCode(t, err, "ValidationException")
+		got, err := c.GetActionType(ctx, &codepipeline.GetActionTypeInput{Category: types.ActionCategoryDeploy, Owner: aws.String("AWS"), Provider: aws.String("S3"), Version: aws.String("1")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ActionType.Executor == nil || len(got.ActionType.Properties) != 6 || got.ActionType.Properties[0].Optional || !got.ActionType.Properties[2].Optional {
+			t.Errorf("GetActionType: %+v", got.ActionType)
+		}
+		if min, max := got.ActionType.InputArtifactDetails.MinimumCount, got.ActionType.InputArtifactDetails.MaximumCount; min != 1 || max != 1 {
+			t.Errorf("Deploy/S3 input artifacts %d..%d, want 1..1", min, max)
+		}
+		_, err = c.GetActionType(ctx, &codepipeline.GetActionTypeInput{Category: types.ActionCategoryDeploy, Owner: aws.String("AWS"), Provider: aws.String("Nope"), Version: aws.String("1")})
+		wantCode(t, err, "ActionTypeNotFoundException")
+
+		// Delete; the type is gone from lists and pipelines cannot use it.
+		if _, err := c.DeleteCustomActionType(ctx, &codepipeline.DeleteCustomActionTypeInput{Category: types.ActionCategoryDeploy, Provider: aws.String("Deployer"), Version: aws.String("1")}); err != nil {
+			t.Fatal(err)
+		}
+		list, _ = c.ListActionTypes(ctx, &codepipeline.ListActionTypesInput{ActionOwnerFilter: types.ActionOwnerCustom})
+		if len(list.ActionTypes) != 0 {
+			t.Errorf("deleted type still listed: %+v", list.ActionTypes)
+		}
+		_, err = c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: pipelineUsingDeployer("after-delete", "1", "s3cr3t")})
+		wantCode(t, err, "InvalidActionDeclarationException")
+		// Re-creating the deleted version needs the identical definition...
+		_, err = c.CreateCustomActionType(ctx, changed)
+		wantCode(t, err, "ValidationException")
+		// ...which restores it; a new version is always fine.
+		if _, err := c.CreateCustomActionType(ctx, deployerType("1")); err != nil {
+			t.Fatalf("restore: %v", err)
+		}
+		if _, err := c.CreateCustomActionType(ctx, deployerType("2")); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func TestCustomActionTypeRules(t *testing.T) {

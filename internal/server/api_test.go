@@ -68,154 +68,160 @@ func wantCode(t *testing.T, err error, code string) {
 }
 
 func TestPipelineLifecycle(t *testing.T) {
-	srv := servertest.Start(t)
-	c := srv.Client()
-	ctx := context.Background()
+	servertest.EachBackend(t, func(t *testing.T, backend servertest.Options) {
+		srv := servertest.Start(t, backend)
+		c := srv.Client()
+		ctx := context.Background()
 
-	created, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{
-		Pipeline: examplePipeline("web"),
-		Tags:     []types.Tag{{Key: aws.String("team"), Value: aws.String("platform")}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := aws.ToInt32(created.Pipeline.Version); v != 1 {
-		t.Errorf("created version = %d, want 1", v)
-	}
-	if created.Pipeline.PipelineType != types.PipelineTypeV1 || created.Pipeline.ExecutionMode != types.ExecutionModeSuperseded {
-		t.Errorf("defaults: type %q mode %q", created.Pipeline.PipelineType, created.Pipeline.ExecutionMode)
-	}
-	if ro := aws.ToInt32(created.Pipeline.Stages[0].Actions[0].RunOrder); ro != 1 {
-		t.Errorf("default runOrder = %d, want 1", ro)
-	}
-
-	got, err := c.GetPipeline(ctx, &codepipeline.GetPipelineInput{Name: aws.String("web")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if arn := aws.ToString(got.Metadata.PipelineArn); arn != "arn:aws:codepipeline:us-east-1:123456789012:web" {
-		t.Errorf("pipelineArn = %q", arn)
-	}
-	if got.Metadata.Created == nil || got.Metadata.Updated == nil || got.Metadata.Created.IsZero() {
-		t.Errorf("metadata times missing: %+v", got.Metadata)
-	}
-	if cfg := got.Pipeline.Stages[1].Actions[0].Configuration["CustomData"]; cfg != "ship it?" {
-		t.Errorf("configuration lost: %q", cfg)
-	}
-
-	// Update: version 2, version 1 still readable, created unchanged.
-	next := got.Pipeline
-	next.Stages[1].Actions[0].Configuration["CustomData"] = "really ship it?"
-	upd, err := c.UpdatePipeline(ctx, &codepipeline.UpdatePipelineInput{Pipeline: next})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := aws.ToInt32(upd.Pipeline.Version); v != 2 {
-		t.Fatalf("updated version = %d, want 2", v)
-	}
-	v1, err := c.GetPipeline(ctx, &codepipeline.GetPipelineInput{Name: aws.String("web"), Version: aws.Int32(1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg := v1.Pipeline.Stages[1].Actions[0].Configuration["CustomData"]; cfg != "ship it?" || aws.ToInt32(v1.Pipeline.Version) != 1 {
-		t.Errorf("version 1 changed: %q v%d", cfg, aws.ToInt32(v1.Pipeline.Version))
-	}
-	latest, err := c.GetPipeline(ctx, &codepipeline.GetPipelineInput{Name: aws.String("web")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if aws.ToInt32(latest.Pipeline.Version) != 2 || !latest.Metadata.Created.Equal(*got.Metadata.Created) {
-		t.Errorf("latest v%d created %v (was %v)", aws.ToInt32(latest.Pipeline.Version), latest.Metadata.Created, got.Metadata.Created)
-	}
-	_, err = c.GetPipeline(ctx, &codepipeline.GetPipelineInput{Name: aws.String("web"), Version: aws.Int32(3)})
-	wantCode(t, err, "PipelineVersionNotFoundException")
-
-	// An update based on a stale version loses instead of overwriting.
-	stale := v1.Pipeline
-	_, err = c.UpdatePipeline(ctx, &codepipeline.UpdatePipelineInput{Pipeline: stale})
-	wantCode(t, err, "ConcurrentModificationException")
-
-	// Tags given at creation are listed.
-	tags, err := c.ListTagsForResource(ctx, &codepipeline.ListTagsForResourceInput{ResourceArn: got.Metadata.PipelineArn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(tags.Tags) != 1 || aws.ToString(tags.Tags[0].Key) != "team" || aws.ToString(tags.Tags[0].Value) != "platform" {
-		t.Errorf("tags = %+v", tags.Tags)
-	}
-
-	// Delete removes every version and the tags.
-	if _, err := c.DeletePipeline(ctx, &codepipeline.DeletePipelineInput{Name: aws.String("web")}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.GetPipeline(ctx, &codepipeline.GetPipelineInput{Name: aws.String("web")})
-	wantCode(t, err, "PipelineNotFoundException")
-	_, err = c.GetPipeline(ctx, &codepipeline.GetPipelineInput{Name: aws.String("web"), Version: aws.Int32(1)})
-	wantCode(t, err, "PipelineNotFoundException")
-	if _, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: examplePipeline("web")}); err != nil {
-		t.Fatal(err)
-	}
-	tags, err = c.ListTagsForResource(ctx, &codepipeline.ListTagsForResourceInput{ResourceArn: got.Metadata.PipelineArn})
-	if err != nil || len(tags.Tags) != 0 {
-		t.Errorf("re-created pipeline inherited tags: %+v %v", tags, err)
-	}
-}
-
-func TestCreatePipelineNameInUse(t *testing.T) {
-	c := servertest.Start(t).Client()
-	ctx := context.Background()
-	if _, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: examplePipeline("dup")}); err != nil {
-		t.Fatal(err)
-	}
-	_, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: examplePipeline("dup")})
-	var inUse *types.PipelineNameInUseException
-	if !errors.As(err, &inUse) {
-		t.Fatalf("err = %v, want PipelineNameInUseException", err)
-	}
-}
-
-func TestListPipelinesPagination(t *testing.T) {
-	c := servertest.Start(t).Client()
-	ctx := context.Background()
-	want := map[string]bool{}
-	for i := range 7 {
-		name := fmt.Sprintf("p-%02d", i)
-		want[name] = true
-		if _, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: examplePipeline(name)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var names []string
-	pages := 0
-	p := codepipeline.NewListPipelinesPaginator(c, &codepipeline.ListPipelinesInput{MaxResults: aws.Int32(3)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+		created, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{
+			Pipeline: examplePipeline("web"),
+			Tags:     []types.Tag{{Key: aws.String("team"), Value: aws.String("platform")}},
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		pages++
-		if len(page.Pipelines) > 3 {
-			t.Fatalf("page has %d pipelines, maxResults 3", len(page.Pipelines))
+		if v := aws.ToInt32(created.Pipeline.Version); v != 1 {
+			t.Errorf("created version = %d, want 1", v)
 		}
-		for _, s := range page.Pipelines {
-			names = append(names, aws.ToString(s.Name))
-			if aws.ToInt32(s.Version) != 1 || s.Created == nil || s.PipelineType != types.PipelineTypeV1 {
-				t.Errorf("summary incomplete: %+v", s)
+		if created.Pipeline.PipelineType != types.PipelineTypeV1 || created.Pipeline.ExecutionMode != types.ExecutionModeSuperseded {
+			t.Errorf("defaults: type %q mode %q", created.Pipeline.PipelineType, created.Pipeline.ExecutionMode)
+		}
+		if ro := aws.ToInt32(created.Pipeline.Stages[0].Actions[0].RunOrder); ro != 1 {
+			t.Errorf("default runOrder = %d, want 1", ro)
+		}
+
+		got, err := c.GetPipeline(ctx, &codepipeline.GetPipelineInput{Name: aws.String("web")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if arn := aws.ToString(got.Metadata.PipelineArn); arn != "arn:aws:codepipeline:us-east-1:123456789012:web" {
+			t.Errorf("pipelineArn = %q", arn)
+		}
+		if got.Metadata.Created == nil || got.Metadata.Updated == nil || got.Metadata.Created.IsZero() {
+			t.Errorf("metadata times missing: %+v", got.Metadata)
+		}
+		if cfg := got.Pipeline.Stages[1].Actions[0].Configuration["CustomData"]; cfg != "ship it?" {
+			t.Errorf("configuration lost: %q", cfg)
+		}
+
+		// Update: version 2, version 1 still readable, created unchanged.
+		next := got.Pipeline
+		next.Stages[1].Actions[0].Configuration["CustomData"] = "really ship it?"
+		upd, err := c.UpdatePipeline(ctx, &codepipeline.UpdatePipelineInput{Pipeline: next})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := aws.ToInt32(upd.Pipeline.Version); v != 2 {
+			t.Fatalf("updated version = %d, want 2", v)
+		}
+		v1, err := c.GetPipeline(ctx, &codepipeline.GetPipelineInput{Name: aws.String("web"), Version: aws.Int32(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg := v1.Pipeline.Stages[1].Actions[0].Configuration["CustomData"]; cfg != "ship it?" || aws.ToInt32(v1.Pipeline.Version) != 1 {
+			t.Errorf("version 1 changed: %q v%d", cfg, aws.ToInt32(v1.Pipeline.Version))
+		}
+		latest, err := c.GetPipeline(ctx, &codepipeline.GetPipelineInput{Name: aws.String("web")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if aws.ToInt32(latest.Pipeline.Version) != 2 || !latest.Metadata.Created.Equal(*got.Metadata.Created) {
+			t.Errorf("latest v%d created %v (was %v)", aws.ToInt32(latest.Pipeline.Version), latest.Metadata.Created, got.Metadata.Created)
+		}
+		_, err = c.GetPipeline(ctx, &codepipeline.GetPipelineInput{Name: aws.String("web"), Version: aws.Int32(3)})
+		wantCode(t, err, "PipelineVersionNotFoundException")
+
+		// An update based on a stale version loses instead of overwriting.
+		stale := v1.Pipeline
+		_, err = c.UpdatePipeline(ctx, &codepipeline.UpdatePipelineInput{Pipeline: stale})
+		wantCode(t, err, "ConcurrentModificationException")
+
+		// Tags given at creation are listed.
+		tags, err := c.ListTagsForResource(ctx, &codepipeline.ListTagsForResourceInput{ResourceArn: got.Metadata.PipelineArn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tags.Tags) != 1 || aws.ToString(tags.Tags[0].Key) != "team" || aws.ToString(tags.Tags[0].Value) != "platform" {
+			t.Errorf("tags = %+v", tags.Tags)
+		}
+
+		// Delete removes every version and the tags.
+		if _, err := c.DeletePipeline(ctx, &codepipeline.DeletePipelineInput{Name: aws.String("web")}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.GetPipeline(ctx, &codepipeline.GetPipelineInput{Name: aws.String("web")})
+		wantCode(t, err, "PipelineNotFoundException")
+		_, err = c.GetPipeline(ctx, &codepipeline.GetPipelineInput{Name: aws.String("web"), Version: aws.Int32(1)})
+		wantCode(t, err, "PipelineNotFoundException")
+		if _, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: examplePipeline("web")}); err != nil {
+			t.Fatal(err)
+		}
+		tags, err = c.ListTagsForResource(ctx, &codepipeline.ListTagsForResourceInput{ResourceArn: got.Metadata.PipelineArn})
+		if err != nil || len(tags.Tags) != 0 {
+			t.Errorf("re-created pipeline inherited tags: %+v %v", tags, err)
+		}
+	})
+}
+
+func TestCreatePipelineNameInUse(t *testing.T) {
+	servertest.EachBackend(t, func(t *testing.T, backend servertest.Options) {
+		c := servertest.Start(t, backend).Client()
+		ctx := context.Background()
+		if _, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: examplePipeline("dup")}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: examplePipeline("dup")})
+		var inUse *types.PipelineNameInUseException
+		if !errors.As(err, &inUse) {
+			t.Fatalf("err = %v, want PipelineNameInUseException", err)
+		}
+	})
+}
+
+func TestListPipelinesPagination(t *testing.T) {
+	servertest.EachBackend(t, func(t *testing.T, backend servertest.Options) {
+		c := servertest.Start(t, backend).Client()
+		ctx := context.Background()
+		want := map[string]bool{}
+		for i := range 7 {
+			name := fmt.Sprintf("p-%02d", i)
+			want[name] = true
+			if _, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: examplePipeline(name)}); err != nil {
+				t.Fatal(err)
 			}
 		}
-	}
-	if pages != 3 || len(names) != 7 {
-		t.Fatalf("pages=%d names=%v", pages, names)
-	}
-	for i := 1; i < len(names); i++ {
-		if names[i-1] >= names[i] {
-			t.Fatalf("not in name order: %v", names)
+		var names []string
+		pages := 0
+		p := codepipeline.NewListPipelinesPaginator(c, &codepipeline.ListPipelinesInput{MaxResults: aws.Int32(3)})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			if len(page.Pipelines) > 3 {
+				t.Fatalf("page has %d pipelines, maxResults 3", len(page.Pipelines))
+			}
+			for _, s := range page.Pipelines {
+				names = append(names, aws.ToString(s.Name))
+				if aws.ToInt32(s.Version) != 1 || s.Created == nil || s.PipelineType != types.PipelineTypeV1 {
+					t.Errorf("summary incomplete: %+v", s)
+				}
+			}
 		}
-	}
-	_, err := c.ListPipelines(ctx, &codepipeline.ListPipelinesInput{NextToken: aws.String("not-a-token")})
-	wantCode(t, err, "InvalidNextTokenException")
-	_, err = c.ListPipelines(ctx, &codepipeline.ListPipelinesInput{MaxResults: aws.Int32(1001)})
-	wantCode(t, err, "ValidationException")
+		if pages != 3 || len(names) != 7 {
+			t.Fatalf("pages=%d names=%v", pages, names)
+		}
+		for i := 1; i < len(names); i++ {
+			if names[i-1] >= names[i] {
+				t.Fatalf("not in name order: %v", names)
+			}
+		}
+		_, err := c.ListPipelines(ctx, &codepipeline.ListPipelinesInput{NextToken: aws.String("not-a-token")})
+		wantCode(t, err, "InvalidNextTokenException")
+		_, err = c.ListPipelines(ctx, &codepipeline.ListPipelinesInput{MaxResults: aws.Int32(1001)})
+		wantCode(t, err, "ValidationException")
+	})
 }
 
 func TestPipelineStructureErrors(t *testing.T) {
@@ -375,77 +381,81 @@ func TestValidationExceptionMessageNamesFieldAndConstraint(t *testing.T) {
 }
 
 func TestLimitExceeded(t *testing.T) {
-	srv := servertest.Start(t, func(c *server.Config) { c.MaxPipelines = 2 })
-	c := srv.Client()
-	ctx := context.Background()
-	for i := range 2 {
-		if _, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: examplePipeline(fmt.Sprint("p", i))}); err != nil {
-			t.Fatal(err)
+	servertest.EachBackend(t, func(t *testing.T, backend servertest.Options) {
+		srv := servertest.Start(t, backend, func(c *server.Config) { c.MaxPipelines = 2 })
+		c := srv.Client()
+		ctx := context.Background()
+		for i := range 2 {
+			if _, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: examplePipeline(fmt.Sprint("p", i))}); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	_, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: examplePipeline("p2")})
-	wantCode(t, err, "LimitExceededException")
+		_, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: examplePipeline("p2")})
+		wantCode(t, err, "LimitExceededException")
+	})
 }
 
 func TestTagging(t *testing.T) {
-	c := servertest.Start(t).Client()
-	ctx := context.Background()
-	out, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: examplePipeline("tagged")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = out
-	arn := aws.String("arn:aws:codepipeline:us-east-1:123456789012:tagged")
-	_, err = c.TagResource(ctx, &codepipeline.TagResourceInput{ResourceArn: arn, Tags: []types.Tag{
-		{Key: aws.String("b"), Value: aws.String("2")}, {Key: aws.String("a"), Value: aws.String("1")}, {Key: aws.String("empty"), Value: aws.String("")},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.TagResource(ctx, &codepipeline.TagResourceInput{ResourceArn: arn, Tags: []types.Tag{{Key: aws.String("a"), Value: aws.String("one")}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.UntagResource(ctx, &codepipeline.UntagResourceInput{ResourceArn: arn, TagKeys: []string{"b", "never-set"}}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := c.ListTagsForResource(ctx, &codepipeline.ListTagsForResourceInput{ResourceArn: arn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pairs []string
-	for _, tg := range got.Tags {
-		pairs = append(pairs, aws.ToString(tg.Key)+"="+aws.ToString(tg.Value))
-	}
-	if strings.Join(pairs, ",") != "a=one,empty=" {
-		t.Errorf("tags = %v", pairs)
-	}
-	// Pagination.
-	page, err := c.ListTagsForResource(ctx, &codepipeline.ListTagsForResourceInput{ResourceArn: arn, MaxResults: aws.Int32(1)})
-	if err != nil || len(page.Tags) != 1 || page.NextToken == nil {
-		t.Fatalf("page 1: %+v %v", page, err)
-	}
-	page2, err := c.ListTagsForResource(ctx, &codepipeline.ListTagsForResourceInput{ResourceArn: arn, MaxResults: aws.Int32(1), NextToken: page.NextToken})
-	if err != nil || len(page2.Tags) != 1 || aws.ToString(page2.Tags[0].Key) != "empty" {
-		t.Fatalf("page 2: %+v %v", page2, err)
-	}
+	servertest.EachBackend(t, func(t *testing.T, backend servertest.Options) {
+		c := servertest.Start(t, backend).Client()
+		ctx := context.Background()
+		out, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: examplePipeline("tagged")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = out
+		arn := aws.String("arn:aws:codepipeline:us-east-1:123456789012:tagged")
+		_, err = c.TagResource(ctx, &codepipeline.TagResourceInput{ResourceArn: arn, Tags: []types.Tag{
+			{Key: aws.String("b"), Value: aws.String("2")}, {Key: aws.String("a"), Value: aws.String("1")}, {Key: aws.String("empty"), Value: aws.String("")},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.TagResource(ctx, &codepipeline.TagResourceInput{ResourceArn: arn, Tags: []types.Tag{{Key: aws.String("a"), Value: aws.String("one")}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.UntagResource(ctx, &codepipeline.UntagResourceInput{ResourceArn: arn, TagKeys: []string{"b", "never-set"}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.ListTagsForResource(ctx, &codepipeline.ListTagsForResourceInput{ResourceArn: arn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pairs []string
+		for _, tg := range got.Tags {
+			pairs = append(pairs, aws.ToString(tg.Key)+"="+aws.ToString(tg.Value))
+		}
+		if strings.Join(pairs, ",") != "a=one,empty=" {
+			t.Errorf("tags = %v", pairs)
+		}
+		// Pagination.
+		page, err := c.ListTagsForResource(ctx, &codepipeline.ListTagsForResourceInput{ResourceArn: arn, MaxResults: aws.Int32(1)})
+		if err != nil || len(page.Tags) != 1 || page.NextToken == nil {
+			t.Fatalf("page 1: %+v %v", page, err)
+		}
+		page2, err := c.ListTagsForResource(ctx, &codepipeline.ListTagsForResourceInput{ResourceArn: arn, MaxResults: aws.Int32(1), NextToken: page.NextToken})
+		if err != nil || len(page2.Tags) != 1 || aws.ToString(page2.Tags[0].Key) != "empty" {
+			t.Fatalf("page 2: %+v %v", page2, err)
+		}
 
-	_, err = c.TagResource(ctx, &codepipeline.TagResourceInput{ResourceArn: aws.String("not-an-arn"), Tags: []types.Tag{{Key: aws.String("k"), Value: aws.String("v")}}})
-	wantCode(t, err, "ValidationException") // the model's pattern rejects it before the service sees it
-	_, err = c.TagResource(ctx, &codepipeline.TagResourceInput{ResourceArn: aws.String("arn:aws:codepipeline:us-east-1:123456789012:nope"), Tags: []types.Tag{{Key: aws.String("k"), Value: aws.String("v")}}})
-	wantCode(t, err, "ResourceNotFoundException")
-	_, err = c.TagResource(ctx, &codepipeline.TagResourceInput{ResourceArn: arn, Tags: []types.Tag{{Key: aws.String("aws:x"), Value: aws.String("v")}}})
-	wantCode(t, err, "InvalidTagsException")
-	var many []types.Tag
-	for i := range 49 {
-		many = append(many, types.Tag{Key: aws.String(fmt.Sprint("k", i)), Value: aws.String("v")})
-	}
-	_, err = c.TagResource(ctx, &codepipeline.TagResourceInput{ResourceArn: arn, Tags: many})
-	wantCode(t, err, "TooManyTagsException")
-	got, _ = c.ListTagsForResource(ctx, &codepipeline.ListTagsForResourceInput{ResourceArn: arn})
-	if len(got.Tags) != 2 {
-		t.Errorf("a refused TagResource changed the tags: %d tags", len(got.Tags))
-	}
+		_, err = c.TagResource(ctx, &codepipeline.TagResourceInput{ResourceArn: aws.String("not-an-arn"), Tags: []types.Tag{{Key: aws.String("k"), Value: aws.String("v")}}})
+		wantCode(t, err, "ValidationException") // the model's pattern rejects it before the service sees it
+		_, err = c.TagResource(ctx, &codepipeline.TagResourceInput{ResourceArn: aws.String("arn:aws:codepipeline:us-east-1:123456789012:nope"), Tags: []types.Tag{{Key: aws.String("k"), Value: aws.String("v")}}})
+		wantCode(t, err, "ResourceNotFoundException")
+		_, err = c.TagResource(ctx, &codepipeline.TagResourceInput{ResourceArn: arn, Tags: []types.Tag{{Key: aws.String("aws:x"), Value: aws.String("v")}}})
+		wantCode(t, err, "InvalidTagsException")
+		var many []types.Tag
+		for i := range 49 {
+			many = append(many, types.Tag{Key: aws.String(fmt.Sprint("k", i)), Value: aws.String("v")})
+		}
+		_, err = c.TagResource(ctx, &codepipeline.TagResourceInput{ResourceArn: arn, Tags: many})
+		wantCode(t, err, "TooManyTagsException")
+		got, _ = c.ListTagsForResource(ctx, &codepipeline.ListTagsForResourceInput{ResourceArn: arn})
+		if len(got.Tags) != 2 {
+			t.Errorf("a refused TagResource changed the tags: %d tags", len(got.Tags))
+		}
+	})
 }
 
 func withDataDir(dir string) servertest.Options {

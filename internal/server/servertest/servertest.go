@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
 
+	"github.com/pipelined/pipelined/internal/pgtest"
 	"github.com/pipelined/pipelined/internal/server"
 )
 
@@ -125,4 +126,29 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Backend is a storage backend the API tests run on.
+type Backend struct {
+	Name string
+	// Options configure a server for the backend; call it inside the
+	// subtest (it may skip the test when the backend is not available).
+	Options func(t testing.TB) Options
+}
+
+// Backends are SQLite (always) and PostgreSQL (when PIPELINED_TEST_POSTGRES
+// is set; skipped with a message otherwise, failed in CI).
+var Backends = []Backend{
+	{Name: "sqlite", Options: func(testing.TB) Options { return func(*server.Config) {} }},
+	{Name: "postgres", Options: func(t testing.TB) Options {
+		dsn := pgtest.DSN(t)
+		return func(c *server.Config) { c.Database = dsn }
+	}},
+}
+
+// EachBackend runs fn as a subtest per backend.
+func EachBackend(t *testing.T, fn func(t *testing.T, backend Options)) {
+	for _, b := range Backends {
+		t.Run(b.Name, func(t *testing.T) { fn(t, b.Options(t)) })
+	}
 }
