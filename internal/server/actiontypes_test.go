@@ -96,6 +96,9 @@ func TestCustomActionTypes(t *testing.T) {
 		if len(list.ActionTypes) != 0 {
 			t.Errorf("deleted type still listed: %+v", list.ActionTypes)
 		}
+		deployerID := &types.ActionTypeId{Category: types.ActionCategoryDeploy, Owner: types.ActionOwnerCustom, Provider: aws.String("Deployer"), Version: aws.String("1")}
+		_, err = c.PollForJobs(ctx, &codepipeline.PollForJobsInput{ActionTypeId: deployerID})
+		wantCode(t, err, "ActionTypeNotFoundException")
 		_, err = c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: pipelineUsingDeployer("after-delete", "1", "s3cr3t")})
 		wantCode(t, err, "InvalidActionDeclarationException")
 		// Re-creating the deleted version needs the identical definition...
@@ -108,6 +111,9 @@ func TestCustomActionTypes(t *testing.T) {
 		if _, err := c.CreateCustomActionType(ctx, deployerType("2")); err != nil {
 			t.Fatal(err)
 		}
+		// Polling a live type reaches the job protocol, which is not built yet: a plain error, not an empty success.
+		_, err = c.PollForJobs(ctx, &codepipeline.PollForJobsInput{ActionTypeId: deployerID})
+		wantCode(t, err, "UnsupportedOperationException")
 	})
 }
 

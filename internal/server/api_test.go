@@ -443,6 +443,8 @@ func TestTagging(t *testing.T) {
 		wantCode(t, err, "ValidationException") // the model's pattern rejects it before the service sees it
 		_, err = c.TagResource(ctx, &codepipeline.TagResourceInput{ResourceArn: aws.String("arn:aws:codepipeline:us-east-1:123456789012:nope"), Tags: []types.Tag{{Key: aws.String("k"), Value: aws.String("v")}}})
 		wantCode(t, err, "ResourceNotFoundException")
+		_, err = c.ListTagsForResource(ctx, &codepipeline.ListTagsForResourceInput{ResourceArn: aws.String("arn:aws:codepipeline:us-east-1:123456789012:actiontype:Custom/Build")})
+		wantCode(t, err, "InvalidArnException")
 		_, err = c.TagResource(ctx, &codepipeline.TagResourceInput{ResourceArn: arn, Tags: []types.Tag{{Key: aws.String("aws:x"), Value: aws.String("v")}}})
 		wantCode(t, err, "InvalidTagsException")
 		var many []types.Tag
