@@ -75,10 +75,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	reqID := uuid.NewString()
 	w.Header().Set("x-amzn-RequestId", reqID)
-	log := h.log.With("request_id", reqID)
 	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), wire.TargetPrefix+".")
+	// Every log line of the request carries its id; the logger is made only
+	// when something is logged (most requests log nothing).
+	log := func() *slog.Logger { return h.log.With("request_id", reqID) }
 
-	out, err := h.serve(r, log, op)
+	out, err := h.serve(r, op)
 	if err != nil {
 		code := h.writeError(w, log, op, err)
 		h.metrics.observe(op, code, start)
@@ -96,11 +98,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		_, _ = w.Write(body)
 	}
-	log.Debug("request", "operation", op, "status", 200, "duration", time.Since(start))
+	if h.log.Enabled(r.Context(), slog.LevelDebug) {
+		log().Debug("request", "operation", op, "status", 200, "duration", time.Since(start))
+	}
 	h.metrics.observe(op, "", start)
 }
 
-func (h *Handler) serve(r *http.Request, log *slog.Logger, op string) (any, error) {
+func (h *Handler) serve(r *http.Request, op string) (any, error) {
 	if r.Method != http.MethodPost {
 		return nil, wire.Errorf(wire.ErrUnknownOperation, "The AWS JSON API accepts only POST requests")
 	}
@@ -131,12 +135,12 @@ func (h *Handler) serve(r *http.Request, log *slog.Logger, op string) (any, erro
 }
 
 // writeError writes the AWS JSON error body and returns the code it sent.
-func (h *Handler) writeError(w http.ResponseWriter, log *slog.Logger, op string, err error) string {
+func (h *Handler) writeError(w http.ResponseWriter, log func() *slog.Logger, op string, err error) string {
 	e, ok := wire.AsError(err)
 	if !ok {
 		// Not an API error: a bug or an outage. Log it with the request id;
 		// the client gets the id, never the internal text.
-		log.Error("internal error", "operation", op, "err", err)
+		log().Error("internal error", "operation", op, "err", err)
 		e = &wire.Error{Code: wire.ErrInternalFailure, Message: "The request processing has failed because of an unknown error, exception or failure."}
 	}
 	status, known := statusOf[e.Code]
@@ -144,7 +148,7 @@ func (h *Handler) writeError(w http.ResponseWriter, log *slog.Logger, op string,
 		status = http.StatusBadRequest
 	}
 	if ok {
-		log.Info("request failed", "operation", op, "status", status, "code", e.Code, "message", e.Message)
+		log().Info("request failed", "operation", op, "status", status, "code", e.Code, "message", e.Message)
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	w.Header().Set("x-amzn-ErrorType", e.Code)

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
+	"github.com/pipelined/pipelined/internal/secrets"
 	"github.com/pipelined/pipelined/internal/wire"
 )
 
@@ -225,9 +226,12 @@ func (s *Service) validateAction(ctx context.Context, p *wire.PipelineDeclaratio
 			}
 		}
 	}
-	for name := range a.Configuration {
+	for name, value := range a.Configuration {
 		if _, ok := t.Property(name); !ok {
 			return actionErr("Action configuration for action '%s' contains unknown configuration '%s'", a.Name, name)
+		}
+		if secrets.IsSealed(value) {
+			return actionErr("Action configuration '%s' of action '%s' starts with '%s', which pipelined reserves for encrypted values", name, a.Name, "sealed:")
 		}
 	}
 	for _, prop := range t.ActionConfigurationProperties {

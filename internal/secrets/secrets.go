@@ -6,6 +6,7 @@
 package secrets
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -59,6 +60,9 @@ func (s *Sealer) Seal(plaintext, context string) string {
 	out := s.aead.Seal(nonce, nonce, []byte(plaintext), []byte(context))
 	return prefix + base64.RawStdEncoding.EncodeToString(out)
 }
+
+// ContainsSealed reports whether b (a JSON document) may hold a sealed value.
+func ContainsSealed(b []byte) bool { return bytes.Contains(b, []byte(prefix)) }
 
 // IsSealed reports whether v looks like a value Seal produced.
 func IsSealed(v string) bool { return strings.HasPrefix(v, prefix) }

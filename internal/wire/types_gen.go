@@ -1125,6 +1125,9 @@ type PipelineContext struct {
 }
 
 type PipelineDeclaration struct {
+	// encoded, when set, is this value's JSON: see encoded.go.
+	encoded []byte
+
 	ArtifactStore  *ArtifactStore                `json:"artifactStore,omitzero"`
 	ArtifactStores map[string]ArtifactStore      `json:"artifactStores,omitzero"`
 	ExecutionMode  ExecutionMode                 `json:"executionMode,omitempty"`

@@ -70,6 +70,11 @@ type Shape struct {
 	Raw       json.RawMessage `json:"-"`
 }
 
+// preEncodable shapes get an unexported field holding their JSON when the
+// service already has it (a stored pipeline definition), so that the hot
+// read path does not decode and re-encode it. See wire/encoded.go.
+var preEncodable = map[string]bool{"PipelineDeclaration": true}
+
 // reserved names that the hand-written part of package wire uses.
 var reserved = map[string]bool{"Timestamp": true, "Validator": true, "API": true, "Operation": true, "Operations": true, "Unimplemented": true}
 
@@ -239,6 +244,9 @@ func (g *gen) types(b *bytes.Buffer) error {
 			continue
 		}
 		fmt.Fprintf(b, "type %s struct {\n", name)
+		if preEncodable[name] {
+			b.WriteString("\t// encoded, when set, is this value's JSON: see encoded.go.\n\tencoded []byte\n\n")
+		}
 		required := map[string]bool{}
 		for _, r := range s.Required {
 			required[r] = true
