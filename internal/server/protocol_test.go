@@ -28,7 +28,7 @@ type rawResponse struct {
 
 // rawCall sends a signed AWS JSON request with the given target and body,
 // as an SDK would, but lets the test break the rules.
-func rawCall(t *testing.T, url, target, body string, sign func(r *http.Request, payloadHash string)) rawResponse {
+func rawCall(t testing.TB, url, target, body string, sign func(r *http.Request, payloadHash string)) rawResponse {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url+"/", strings.NewReader(body))
 	if err != nil {

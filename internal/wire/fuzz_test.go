@@ -2,8 +2,10 @@ package wire
 
 import (
 	"context"
+	"encoding/json"
 	"sort"
 	"testing"
+	"time"
 )
 
 // FuzzDecode feeds arbitrary bodies to every operation's decoder and
@@ -41,9 +43,17 @@ func TestTimestampRoundTrip(t *testing.T) {
 	if err := ts.UnmarshalJSON([]byte("1700000000.123")); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := ts.MarshalJSON()
+	b, _ := json.Marshal(ts)
 	if string(b) != "1700000000.123" {
 		t.Fatalf("round trip = %s", b)
+	}
+	if got := ts.Time(); got.UnixMilli() != 1700000000123 {
+		t.Fatalf("Time() = %v", got)
+	}
+	now := time.Date(2026, 11, 21, 10, 0, 0, 123456789, time.UTC)
+	b, _ = json.Marshal(TimeOf(now))
+	if string(b) != "1795255200.123" {
+		t.Fatalf("TimeOf encodes as %s", b)
 	}
 	for _, bad := range []string{`"yesterday"`, `1e300`, `NaN`, `{}`} {
 		if err := ts.UnmarshalJSON([]byte(bad)); err == nil {

@@ -91,24 +91,28 @@ func decode(body []byte, in any) error {
 	return nil
 }
 
-// Timestamp is a point in time, encoded as epoch seconds (a JSON number with
-// millisecond precision) as the AWS JSON protocol does.
-type Timestamp time.Time
+// Timestamp is a point in time as the AWS JSON protocol sends it: epoch
+// seconds, a JSON number with millisecond precision. It is a float64 so that
+// encoding/json writes it natively (shortest form, e.g. 1700000000.123); a
+// MarshalJSON method would make the encoder re-validate every timestamp of
+// every list response.
+type Timestamp float64
 
 // TimeOf returns a *Timestamp for t, truncated to milliseconds.
 func TimeOf(t time.Time) *Timestamp {
-	ts := Timestamp(t.Truncate(time.Millisecond))
+	ts := Timestamp(float64(t.UnixMilli()) / 1000)
 	return &ts
 }
 
-// Time returns the time.Time value.
-func (t Timestamp) Time() time.Time { return time.Time(t) }
-
-func (t Timestamp) MarshalJSON() ([]byte, error) {
-	ms := time.Time(t).UnixMilli()
-	return strconv.AppendFloat(nil, float64(ms)/1000, 'f', -1, 64), nil
+// Time returns the time.Time value, in UTC, rounded to microseconds (a
+// float64 of epoch seconds holds no more).
+func (t Timestamp) Time() time.Time {
+	sec, frac := math.Modf(float64(t))
+	return time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3).UTC()
 }
 
+// UnmarshalJSON accepts epoch seconds (the protocol) and, leniently, an
+// RFC 3339 string. Values beyond year 33658 or not finite are refused.
 func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		return nil
@@ -119,7 +123,7 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 			return err
 		}
 		if tt, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			*t = Timestamp(tt)
+			*t = Timestamp(float64(tt.UnixMicro()) / 1e6)
 			return nil
 		}
 		b = []byte(s)
@@ -128,10 +132,7 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e12 {
 		return fmt.Errorf("timestamp %s is not epoch seconds", b)
 	}
-	// Round to microseconds: a float64 of epoch seconds holds no more, and
-	// truncating would turn .123 into .122999...
-	sec, frac := math.Modf(f)
-	*t = Timestamp(time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3).UTC())
+	*t = Timestamp(f)
 	return nil
 }
 
