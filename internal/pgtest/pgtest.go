@@ -19,7 +19,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -28,7 +27,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pipelined/pipelined/internal/pgdsn"
 )
 
 // EnvVar names the environment variable holding the test server's DSN.
@@ -83,7 +82,7 @@ func DSN(t testing.TB) string {
 	}
 	t.Cleanup(func() { dropSchema(t, base, schema) })
 
-	dsn, err := withSearchPath(base, schema)
+	dsn, err := pgdsn.WithSearchPath(base, schema)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
@@ -154,34 +153,4 @@ func sweepStale(ctx context.Context, t testing.TB, conn *pgx.Conn) {
 			t.Logf("pgtest: drop stale schema %s: %v", name, err)
 		}
 	}
-}
-
-// withSearchPath returns dsn with search_path set to schema through the
-// "options" start-up parameter (-c search_path=...), which PostgreSQL applies
-// as the session default, and which psql understands too. Options already in
-// the DSN (or PGOPTIONS) are kept: the combined value is appended, and pgx
-// lets the last occurrence of a parameter win. The DSN is extended as text,
-// not re-encoded, because pgx and libpq parse URLs differently from net/url
-// ('#' is data, '+' is a literal plus). schema must be a plain lower-case
-// identifier (as schemaName makes): it is not quoted.
-func withSearchPath(dsn, schema string) (string, error) {
-	cfg, err := pgconn.ParseConfig(dsn)
-	if err != nil {
-		return "", fmt.Errorf("parse %s: %w", EnvVar, err)
-	}
-	opts := strings.TrimSpace(cfg.RuntimeParams["options"] + " -c search_path=" + schema)
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		sep := "&"
-		switch {
-		case !strings.Contains(dsn, "?"):
-			sep = "?"
-		case strings.HasSuffix(dsn, "?"), strings.HasSuffix(dsn, "&"):
-			sep = ""
-		}
-		// QueryEscape writes spaces as '+', which pgx would keep literally.
-		return dsn + sep + "options=" + strings.ReplaceAll(url.QueryEscape(opts), "+", "%20"), nil
-	}
-	// Keyword/value: quote the value, escaping \ and ' with a backslash.
-	quoted := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(opts)
-	return dsn + " options='" + quoted + "'", nil
 }

@@ -150,12 +150,17 @@ func (s *Store) ListPipelines(ctx context.Context, after string, limit int) ([]s
 	if limit <= 0 {
 		return nil, nil
 	}
+	key := listKey{after: after, limit: limit}
+	if page, ok := s.hub.lists.get(key); ok {
+		return page, nil
+	}
+	gen := s.hub.lists.generation()
 	rows, err := s.query(ctx, qPipelineList, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list pipelines after %q: %w", after, err)
 	}
 	defer rows.Close()
-	out := make([]store.Pipeline, 0, min(limit, 1000))
+	out := make([]store.Pipeline, 0, min(limit, 64))
 	for rows.Next() {
 		var (
 			p                store.Pipeline
@@ -170,6 +175,7 @@ func (s *Store) ListPipelines(ctx context.Context, after string, limit int) ([]s
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: list pipelines after %q: %w", after, err)
 	}
+	s.hub.lists.put(key, gen, out)
 	return out, nil
 }
 

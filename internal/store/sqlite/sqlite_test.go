@@ -304,3 +304,63 @@ func BenchmarkUpdatePipeline(b *testing.B) {
 		})
 	})
 }
+
+// The list cache never serves a page older than the last write, through
+// any handle on the file.
+func TestListCacheSeesEveryWrite(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "cache.db")
+	a, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	names := func(s *sqlite.Store) string {
+		page, err := s.ListPipelines(ctx, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, p := range page {
+			out = append(out, fmt.Sprintf("%s@%d", p.Name, p.Version))
+		}
+		return strings.Join(out, ",")
+	}
+	create := func(s *sqlite.Store, name string) {
+		if err := s.CreatePipeline(ctx, store.Pipeline{Name: name, PipelineType: "V1", ExecutionMode: "SUPERSEDED", Definition: []byte("{}")}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create(a, "p1")
+	if got := names(a); got != "p1@1" {
+		t.Fatalf("list = %q", got)
+	}
+	names(a) // cached now
+	create(b, "p2")
+	if got := names(a); got != "p1@1,p2@1" {
+		t.Fatalf("after a create through another handle: %q", got)
+	}
+	if _, err := a.UpdatePipeline(ctx, "p2", func(l store.Pipeline) (store.Pipeline, error) { return l, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(b); got != "p1@1,p2@2" {
+		t.Fatalf("after an update: %q", got)
+	}
+	if err := b.DeletePipeline(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(a); got != "p2@2" {
+		t.Fatalf("after a delete: %q", got)
+	}
+	// A caller changing its page does not change the cache.
+	page, _ := a.ListPipelines(ctx, "", 10)
+	page[0].Name = "mutated"
+	if got := names(a); got != "p2@2" {
+		t.Fatalf("cache shares memory with callers: %q", got)
+	}
+}
