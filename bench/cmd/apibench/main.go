@@ -1,0 +1,131 @@
+// Command apibench measures pipelined's API throughput, latency, memory and
+// write rate against a loopback no-op HTTP server (the ceiling of the HTTP
+// path on this machine), moto_server (for scale), and pipelined on SQLite and
+// PostgreSQL. It builds ./cmd/pipelined, runs every server as its own child
+// process, drives them all with one SigV4-signing client, and prints a
+// markdown report. See bench/README.md for what each number means.
+//
+//	go run ./bench/cmd/apibench [-duration 5s] [-conns 4] [-pipelines 10000] \
+//	    [-postgres DSN] [-moto=true] [-out FILE] [-perf DIR]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are apibench's flags.
+type options struct {
+	duration  time.Duration
+	conns     int
+	pipelines int
+	postgres  string
+	moto      bool
+	out       string
+	perfDir   string
+	serveNoop string // hidden: run the no-op server on this address and nothing else
+}
+
+func parseFlags(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("apibench", flag.ContinueOnError)
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "how long each measurement runs (plus a short warm-up)")
+	fs.IntVar(&o.conns, "conns", 4, "concurrent connections (closed-loop workers) for throughput and fill")
+	fs.IntVar(&o.pipelines, "pipelines", 10000, "pipelines stored for the large-store latency measurement")
+	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL DSN whose user may create schemas; enables the PostgreSQL measurements")
+	fs.BoolVar(&o.moto, "moto", true, "also measure moto_server (must be on PATH)")
+	fs.StringVar(&o.out, "out", "", "also write the markdown report to this file")
+	fs.StringVar(&o.perfDir, "perf", "", "record a `perf record -g` CPU profile of the pipelined server(s) during each throughput measurement into this `dir`")
+	fs.StringVar(&o.serveNoop, "serve-noop", "", "internal: serve the no-op handler on this address")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	switch {
+	case o.duration <= 0:
+		return nil, errors.New("-duration must be positive")
+	case o.conns < 1:
+		return nil, errors.New("-conns must be at least 1")
+	case o.pipelines < seedPipelines:
+		return nil, fmt.Errorf("-pipelines must be at least %d", seedPipelines)
+	}
+	return o, nil
+}
+
+func main() {
+	log.SetFlags(log.Ltime)
+	log.SetPrefix("apibench: ")
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		log.Print(err)
+		os.Exit(2)
+	}
+	if o.serveNoop != "" {
+		if err := serveNoop(o.serveNoop); err != nil {
+			log.Print(err)
+			os.Exit(1)
+		}
+		return
+	}
+
+	// SIGINT/SIGTERM cancel the context; every child process is stopped by the
+	// deferred cleanup in run before the program exits.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		log.Print(err)
+		os.Exit(1)
+	}
+}
+
+// run executes the whole benchmark and writes the report to stdout (and to
+// -out). Progress goes to the log (stderr) so that stdout is the report alone.
+func run(ctx context.Context, o *options, stdout io.Writer) (err error) {
+	b, err := newBench(o)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := b.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+
+	if err := b.runAll(ctx); err != nil {
+		// Print what was measured so far: a partial report still helps.
+		if b.report.hasData() {
+			b.report.write(stdout)
+		}
+		return err
+	}
+
+	var buf strings.Builder
+	b.report.write(&buf)
+	if _, err := io.WriteString(stdout, buf.String()); err != nil {
+		return err
+	}
+	if o.out != "" {
+		if err := os.WriteFile(o.out, []byte(buf.String()), 0o644); err != nil {
+			return fmt.Errorf("write -out: %w", err)
+		}
+		log.Printf("report written to %s", o.out)
+	}
+	if n := b.report.totalErrors(); n > 0 {
+		return fmt.Errorf("the run had %d failed requests; see the Errors section of the report", n)
+	}
+	return nil
+}
