@@ -13,14 +13,14 @@ const listenBuffer = 64
 
 // hub is what the handles on one database file share in this process: the
 // notification subscribers, a lock that serializes their migrations, and
-// the list cache with its write generation.
+// the read cache with its write generation.
 // SQLite has no LISTEN/NOTIFY; since a database file belongs to one process,
 // an in-process broadcaster is all replicas there are.
 type hub struct {
 	migrateMu sync.Mutex
 
-	// lists caches ListPipelines pages, valid until the next write.
-	lists listCache
+	// reads caches pipeline reads, valid until the next write.
+	reads readCache
 
 	mu   sync.Mutex
 	subs map[string]map[*subscription]struct{} // by channel

@@ -39,6 +39,11 @@ func (s *Store) CreatePipeline(ctx context.Context, p store.Pipeline, tags []sto
 // GetPipeline returns the given version of a pipeline, or the latest for 0.
 // It is the server's hot path: one prepared statement on the read pool.
 func (s *Store) GetPipeline(ctx context.Context, name string, version int) (store.Pipeline, error) {
+	key := defKey{name: name, version: version}
+	if p, ok := s.hub.reads.getPipeline(key); ok {
+		return p, nil
+	}
+	gen := s.hub.reads.generation()
 	var row *sql.Row
 	switch {
 	case version == 0:
@@ -52,6 +57,7 @@ func (s *Store) GetPipeline(ctx context.Context, name string, version int) (stor
 	if err != nil {
 		return store.Pipeline{}, fmt.Errorf("sqlite: get pipeline %q version %d: %w", name, version, notFound(err))
 	}
+	s.hub.reads.putPipeline(key, gen, p)
 	return p, nil
 }
 
@@ -151,10 +157,10 @@ func (s *Store) ListPipelines(ctx context.Context, after string, limit int) ([]s
 		return nil, nil
 	}
 	key := listKey{after: after, limit: limit}
-	if page, ok := s.hub.lists.get(key); ok {
+	if page, ok := s.hub.reads.get(key); ok {
 		return page, nil
 	}
-	gen := s.hub.lists.generation()
+	gen := s.hub.reads.generation()
 	rows, err := s.query(ctx, qPipelineList, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list pipelines after %q: %w", after, err)
@@ -175,7 +181,7 @@ func (s *Store) ListPipelines(ctx context.Context, after string, limit int) ([]s
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: list pipelines after %q: %w", after, err)
 	}
-	s.hub.lists.put(key, gen, out)
+	s.hub.reads.put(key, gen, out)
 	return out, nil
 }
 

@@ -210,7 +210,7 @@ func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
 	}
 	// After the transaction ends, whatever its outcome, cached reads are
 	// stale (a needless bump after a rollback costs one cache miss).
-	defer s.hub.lists.changed()
+	defer s.hub.reads.changed()
 	if err := fn(&wtx{ctx: ctx, tx: tx, writes: &s.writes}); err != nil {
 		// The rollback error, if any, is less useful than fn's.
 		_ = tx.Rollback()

@@ -305,9 +305,9 @@ func BenchmarkUpdatePipeline(b *testing.B) {
 	})
 }
 
-// The list cache never serves a page older than the last write, through
+// The read cache never serves a page or pipeline older than the last write, through
 // any handle on the file.
-func TestListCacheSeesEveryWrite(t *testing.T) {
+func TestReadCacheSeesEveryWrite(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "cache.db")
 	a, err := sqlite.Open(ctx, path)
@@ -357,10 +357,35 @@ func TestListCacheSeesEveryWrite(t *testing.T) {
 	if got := names(a); got != "p2@2" {
 		t.Fatalf("after a delete: %q", got)
 	}
+	// GetPipeline of the latest version follows updates through any handle.
+	get := func(s *sqlite.Store) string {
+		p, err := s.GetPipeline(ctx, "p2", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%d:%s", p.Version, p.Definition)
+	}
+	if got := get(a); got != "2:{}" {
+		t.Fatalf("get = %q", got)
+	}
+	if _, err := b.UpdatePipeline(ctx, "p2", func(l store.Pipeline) (store.Pipeline, error) {
+		l.Definition = []byte(`{"v":3}`)
+		return l, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(a); got != `3:{"v":3}` {
+		t.Fatalf("get after update through another handle = %q", got)
+	}
+	mine, _ := a.GetPipeline(ctx, "p2", 0)
+	mine.Definition[0] = 'X'
+	if got := get(a); got != `3:{"v":3}` {
+		t.Fatalf("cache shares definition memory with callers: %q", got)
+	}
 	// A caller changing its page does not change the cache.
 	page, _ := a.ListPipelines(ctx, "", 10)
 	page[0].Name = "mutated"
-	if got := names(a); got != "p2@2" {
+	if got := names(a); got != "p2@3" {
 		t.Fatalf("cache shares memory with callers: %q", got)
 	}
 }
