@@ -88,6 +88,98 @@ type WorkItem struct {
 	Created      time.Time
 }
 
+// Execution is a pipeline execution: the engine's JSON document plus the
+// columns the store indexes.
+type Execution struct {
+	ID       string // a UUID chosen by the engine
+	Pipeline string
+	// Seq orders executions: assigned by the store on insert, increasing
+	// across the whole store (newer executions have larger Seq).
+	Seq    int64
+	Status string
+	// Active marks executions that are not finished (the engine sets it).
+	Active bool
+	// ClientToken is StartPipelineExecution's clientRequestToken ("" for
+	// none); unique per pipeline among executions that have one.
+	ClientToken string
+	Doc         []byte
+	// Created and Updated are the engine's; the store keeps them as given
+	// (at millisecond precision).
+	Created time.Time
+	Updated time.Time
+}
+
+// Timer is a row with a due time; the engine's sweeper fires due timers.
+type Timer struct {
+	ID       string // chosen by the engine; unique in the store
+	Pipeline string
+	Due      time.Time
+	Payload  []byte
+}
+
+// Job is a unit of work for an external job worker.
+type Job struct {
+	ID         string // a UUID chosen by the engine
+	ActionType ActionTypeKey
+	// QueryValue is the value of the action type's queryable configuration
+	// property in the action's configuration ("" when it has none); polls
+	// with a queryParam match it.
+	QueryValue  string
+	Pipeline    string
+	ExecutionID string
+	// Status is one of JobQueued, JobDispatched, and the engine's own
+	// statuses (InProgress, Succeeded, Failed, TimedOut), which the store
+	// does not interpret.
+	Status string
+	Nonce  string
+	// Deadline: for a dispatched job, when it returns to the queue if not
+	// acknowledged; otherwise the engine's.
+	Deadline time.Time
+	Doc      []byte
+	Created  time.Time // kept as given
+	Updated  time.Time // kept as given
+}
+
+// Job statuses the store interprets in ClaimJobs.
+const (
+	JobQueued     = "Queued"
+	JobDispatched = "Dispatched"
+)
+
+// PipelineTx is a transaction that holds one pipeline's engine lock (a row
+// lock on PostgreSQL, the write lock on SQLite): every engine transition of
+// a pipeline runs in one, so they never interleave, on any replica. Every
+// method acts on the transaction's pipeline only.
+type PipelineTx interface {
+	// Runtime returns the pipeline's runtime document (nil when none yet).
+	Runtime() ([]byte, error)
+	SetRuntime(doc []byte) error
+	// Execution returns an execution of the pipeline (ErrNotFound).
+	Execution(id string) (Execution, error)
+	// ExecutionByToken finds the execution started with a clientRequestToken.
+	ExecutionByToken(token string) (Execution, error)
+	// ActiveExecutions returns the pipeline's active executions, by Seq.
+	ActiveExecutions() ([]Execution, error)
+	// PutExecution inserts an execution with a new ID (assigning Seq;
+	// ErrAlreadyExists when its ClientToken is taken) or updates the one
+	// with that ID. It returns the stored execution.
+	PutExecution(e Execution) (Execution, error)
+	// PutTimer inserts or replaces a timer by ID; DeleteTimer removes one
+	// (no error when it does not exist).
+	PutTimer(t Timer) error
+	DeleteTimer(id string) error
+	// PutJob inserts or replaces a job by ID; Job reads one (ErrNotFound).
+	PutJob(j Job) error
+	Job(id string) (Job, error)
+	// Pipeline reads a version of the transaction's pipeline (0: the
+	// latest), through the transaction: a transition must never wait for a
+	// second connection while it holds one (a pool of N connections would
+	// deadlock with N transitions in flight).
+	Pipeline(version int) (Pipeline, error)
+	// ActionType reads an action type through the transaction.
+	ActionType(key ActionTypeKey) (ActionType, error)
+}
+
 // Store is the storage interface. Every method takes a context; every
 // multi-row change is one transaction. Contract details every
 // implementation keeps (the conformance suite checks them):
@@ -117,7 +209,8 @@ type Store interface {
 	// update stored that version first, or fn's own error.
 	UpdatePipeline(ctx context.Context, name string, fn func(latest Pipeline) (Pipeline, error)) (Pipeline, error)
 	// DeletePipeline deletes every version of the pipeline and its tags (those
-	// under PipelineResource(name)), in one transaction.
+	// under PipelineResource(name)), and its engine state (runtime,
+	// executions, timers, jobs), in one transaction.
 	// ErrNotFound when it does not exist.
 	DeletePipeline(ctx context.Context, name string) error
 	// ListPipelines returns the latest version of up to limit pipelines whose
@@ -142,6 +235,27 @@ type Store interface {
 	// of the given owner ("" for all), in key order (Category, Owner,
 	// Provider, Version), after the given key (nil: from the start).
 	ListActionTypes(ctx context.Context, owner string, after *ActionTypeKey, limit int) ([]ActionType, error)
+
+	// InPipeline runs fn in a transaction holding the pipeline's engine
+	// lock, and commits when fn returns nil (rolls back otherwise, returning
+	// fn's error). The pipeline need not exist in the pipelines table.
+	InPipeline(ctx context.Context, pipeline string, fn func(tx PipelineTx) error) error
+	// GetExecution reads an execution of a pipeline (ErrNotFound).
+	GetExecution(ctx context.Context, pipeline, id string) (Execution, error)
+	// ListExecutions returns up to limit executions of a pipeline, newest
+	// (largest Seq) first, with Seq below beforeSeq (0: from the newest).
+	ListExecutions(ctx context.Context, pipeline string, beforeSeq int64, limit int) ([]Execution, error)
+	// DueTimers returns up to limit timers due at or before now, earliest first.
+	DueTimers(ctx context.Context, now time.Time, limit int) ([]Timer, error)
+	// ClaimJobs dispatches up to max jobs of an action type, oldest first:
+	// jobs that are JobQueued, or JobDispatched whose Deadline has passed
+	// (not acknowledged in time). Each claimed job becomes JobDispatched
+	// with a fresh nonce from newNonce and Deadline ackDeadline. queryValue,
+	// when non-nil, must equal the job's QueryValue. Two concurrent
+	// claimers, also on different replicas, never get the same job.
+	ClaimJobs(ctx context.Context, key ActionTypeKey, queryValue *string, max int, newNonce func() string, ackDeadline time.Time) ([]Job, error)
+	// GetJob reads a job by ID (ErrNotFound).
+	GetJob(ctx context.Context, id string) (Job, error)
 
 	// Enqueue adds an item to a queue and returns its id.
 	Enqueue(ctx context.Context, queue string, payload []byte) (int64, error)

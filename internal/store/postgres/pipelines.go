@@ -57,13 +57,24 @@ func (s *Store) GetPipeline(ctx context.Context, name string, version int) (stor
 
 // getPipeline is GetPipeline with its errors mapped but not wrapped.
 func (s *Store) getPipeline(ctx context.Context, name string, version int) (store.Pipeline, error) {
+	return queryPipeline(ctx, s.pool, name, version)
+}
+
+// rowQuerier is a pool or a transaction.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// queryPipeline reads a version of a pipeline (0: the latest) through q,
+// with its errors mapped but not wrapped.
+func queryPipeline(ctx context.Context, q rowQuerier, name string, version int) (store.Pipeline, error) {
 	var row pgx.Row
 	switch {
 	case version == 0:
-		row = s.pool.QueryRow(ctx, `SELECT `+pipelineCols+` FROM pipelines
+		row = q.QueryRow(ctx, `SELECT `+pipelineCols+` FROM pipelines
 			WHERE name = $1 ORDER BY version DESC LIMIT 1`, name)
 	case version > 0:
-		row = s.pool.QueryRow(ctx, `SELECT `+pipelineCols+` FROM pipelines
+		row = q.QueryRow(ctx, `SELECT `+pipelineCols+` FROM pipelines
 			WHERE name = $1 AND version = $2`, name, version)
 	default:
 		return store.Pipeline{}, store.ErrNotFound
@@ -130,9 +141,16 @@ func (s *Store) UpdatePipeline(ctx context.Context, name string, fn func(latest 
 }
 
 // DeletePipeline deletes the pipeline's head, which cascades to every
-// version, and the tags stored under store.PipelineResource(name).
+// version, the tags stored under store.PipelineResource(name), and the
+// pipeline's engine state (runtime, executions, timers, jobs). It takes the
+// pipeline's engine lock first, as InPipeline does, so it waits for a
+// transition under way and deletes what that committed; a transition that
+// waited for it finds no state left.
 func (s *Store) DeletePipeline(ctx context.Context, name string) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := lockPipeline(ctx, tx, name); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `DELETE FROM pipeline_heads WHERE name = $1`, name)
 		if err != nil {
 			return err
@@ -140,8 +158,10 @@ func (s *Store) DeletePipeline(ctx context.Context, name string) error {
 		if tag.RowsAffected() == 0 {
 			return store.ErrNotFound
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM tags WHERE resource = $1`, store.PipelineResource(name))
-		return err
+		if _, err = tx.Exec(ctx, `DELETE FROM tags WHERE resource = $1`, store.PipelineResource(name)); err != nil {
+			return err
+		}
+		return deleteEngineState(ctx, tx, name)
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: delete pipeline %q: %w", name, mapErr(err))

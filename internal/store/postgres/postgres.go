@@ -9,15 +9,21 @@
 // Concurrency between replicas: UpdatePipeline is optimistic (a
 // compare-and-swap on the pipeline's head row; the loser gets
 // store.ErrConflict); read-modify-write of tags and action types serialize
-// on a transaction-scoped advisory lock per resource; Claim uses
+// on a transaction-scoped advisory lock per resource; InPipeline (and
+// DeletePipeline) serialize per pipeline on the row lock of the pipeline's
+// pipeline_runtime row (engine.go); Claim and ClaimJobs use
 // SELECT ... FOR UPDATE SKIP LOCKED; leases compare against the database
 // clock. Notify/Listen use PostgreSQL's NOTIFY/LISTEN (see Listen), which
 // needs a real session: point the DSN at PostgreSQL or at a session-pooling
 // proxy, not at a transaction-pooling one (PgBouncer pool_mode=transaction).
 //
-// Clock: every timestamp is the database's now() (the start of the
-// transaction), so replicas with skewed clocks agree. Values are returned in
-// UTC at PostgreSQL's precision (microseconds).
+// Clock: every timestamp the store assigns is the database's now() (the
+// start of the transaction), so replicas with skewed clocks agree. Values
+// are returned in UTC at PostgreSQL's precision (microseconds). The
+// engine's records (executions, timers, jobs) are the exception: their
+// timestamps are the engine's, kept as given at millisecond precision, and
+// ClaimJobs compares job deadlines with this process's clock, which set
+// them.
 package postgres
 
 import (

@@ -543,3 +543,9 @@ func BenchmarkListPipelines(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkInPipeline: one engine transition (lock the pipeline, read the
+// runtime, update an execution, put a job) in one transaction.
+func BenchmarkInPipeline(b *testing.B) { storetest.BenchInPipeline(b, open(b, pgtest.DSN(b))) }
+
+func BenchmarkClaimJobs(b *testing.B) { storetest.BenchClaimJobs(b, open(b, pgtest.DSN(b))) }

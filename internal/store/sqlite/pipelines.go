@@ -124,7 +124,9 @@ func (s *Store) UpdatePipeline(ctx context.Context, name string, fn func(latest 
 }
 
 // DeletePipeline deletes the pipeline's head, which cascades to every
-// version, and its tags (store.PipelineResource(name)).
+// version, its tags (store.PipelineResource(name)) and its engine state
+// (runtime, executions, timers, jobs). The write transaction excludes every
+// InPipeline, so no transition of the pipeline runs half before it.
 func (s *Store) DeletePipeline(ctx context.Context, name string) error {
 	err := s.write(ctx, func(w *wtx) error {
 		res, err := w.exec(qHeadDelete, name)
@@ -141,8 +143,10 @@ func (s *Store) DeletePipeline(ctx context.Context, name string) error {
 		if _, err := w.exec(qPipelinesDelete, name); err != nil {
 			return err
 		}
-		_, err = w.exec(qTagsClear, store.PipelineResource(name))
-		return err
+		if _, err := w.exec(qTagsClear, store.PipelineResource(name)); err != nil {
+			return err
+		}
+		return deleteEngineState(w, name)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: delete pipeline %q: %w", name, err)

@@ -211,6 +211,11 @@ func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
 	// After the transaction ends, whatever its outcome, cached reads are
 	// stale (a needless bump after a rollback costs one cache miss).
 	defer s.hub.reads.changed()
+	// Should fn panic (a callback, such as InPipeline's, that a server
+	// recovers from), roll back: an open transaction would keep the only
+	// write connection, and every later write would wait for it. After
+	// Commit or Rollback this is a no-op.
+	defer func() { _ = tx.Rollback() }()
 	if err := fn(&wtx{ctx: ctx, tx: tx, writes: &s.writes}); err != nil {
 		// The rollback error, if any, is less useful than fn's.
 		_ = tx.Rollback()

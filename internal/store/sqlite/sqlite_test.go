@@ -389,3 +389,19 @@ func TestReadCacheSeesEveryWrite(t *testing.T) {
 		t.Fatalf("cache shares memory with callers: %q", got)
 	}
 }
+
+// benchStore opens a new, empty store for one benchmark.
+func benchStore(b *testing.B) *sqlite.Store {
+	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+// BenchmarkInPipeline: one engine transition (read the runtime, update an
+// execution, put a job) in one IMMEDIATE transaction.
+func BenchmarkInPipeline(b *testing.B) { storetest.BenchInPipeline(b, benchStore(b)) }
+
+func BenchmarkClaimJobs(b *testing.B) { storetest.BenchClaimJobs(b, benchStore(b)) }

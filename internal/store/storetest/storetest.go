@@ -102,6 +102,7 @@ func Run(t *testing.T, h Harness) {
 	tests = append(tests, leaseTests...)
 	tests = append(tests, notifyTests...)
 	tests = append(tests, handleTests...)
+	tests = append(tests, engineTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
