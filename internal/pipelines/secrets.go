@@ -88,3 +88,18 @@ func (s *Service) OpenSecret(pipeline, value string) (string, error) {
 	}
 	return s.sealer.Open(value, sealContext(pipeline))
 }
+
+// MaskSecrets returns cfg with every sealed value replaced by SecretMask.
+func (s *Service) MaskSecrets(cfg map[string]string) map[string]string {
+	if len(cfg) == 0 {
+		return cfg
+	}
+	out := make(map[string]string, len(cfg))
+	for k, v := range cfg {
+		if secrets.IsSealed(v) {
+			v = SecretMask
+		}
+		out[k] = v
+	}
+	return out
+}

@@ -37,6 +37,12 @@ type Config struct {
 	MaxCustomActionTypes int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// AfterCreate and AfterUpdate, when set, run after a pipeline was
+	// created or updated (the engine starts an execution on create, and
+	// cancels waiting executions of an older version on update). Their
+	// errors are logged by the caller, not returned: the write happened.
+	AfterCreate func(ctx context.Context, name string) error
+	AfterUpdate func(ctx context.Context, name string) error
 }
 
 // Service implements the pipeline-definition part of the CodePipeline API.
@@ -52,6 +58,10 @@ type Service struct {
 	now      func() time.Time
 	builtins map[actiontypes.Key]*actiontypes.Type
 	count    countCache
+	after    struct {
+		create, update func(context.Context, string) error
+	}
+	hookErr func(op, name string, err error)
 }
 
 // New returns a Service.
@@ -64,6 +74,8 @@ func New(c Config) *Service {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.after.create, s.after.update = c.AfterCreate, c.AfterUpdate
+	s.hookErr = func(string, string, error) {}
 	if s.maxPipes <= 0 {
 		s.maxPipes = 10000
 	}
@@ -132,6 +144,7 @@ func (s *Service) CreatePipeline(ctx context.Context, in *wire.CreatePipelineInp
 		return nil, internal("create pipeline", err)
 	}
 	s.count.add(1)
+	s.runHook(ctx, "create", s.after.create, p.Name)
 	s.maskSecrets(p)
 	return &wire.CreatePipelineOutput{Pipeline: p, Tags: in.Tags}, nil
 }
@@ -277,6 +290,7 @@ func (s *Service) UpdatePipeline(ctx context.Context, in *wire.UpdatePipelineInp
 		switch {
 		case err == nil:
 			stored.Version = wire.Ptr(rec.Version)
+			s.runHook(ctx, "update", s.after.update, p.Name)
 			s.maskSecrets(stored)
 			return &wire.UpdatePipelineOutput{Pipeline: stored}, nil
 		case errors.Is(err, store.ErrNotFound):
@@ -398,4 +412,47 @@ func (s *Service) resolveType(ctx context.Context, k actiontypes.Key) (*actionty
 		return nil, nil
 	}
 	return decodeType(rec)
+}
+
+// OnHookError sets what happens to an error of AfterCreate or AfterUpdate
+// (the server logs it).
+func (s *Service) OnHookError(fn func(op, name string, err error)) { s.hookErr = fn }
+
+func (s *Service) runHook(ctx context.Context, op string, hook func(context.Context, string) error, name string) {
+	if hook == nil {
+		return
+	}
+	if err := hook(ctx, name); err != nil {
+		s.hookErr(op, name, err)
+	}
+}
+
+// Declaration returns a stored version of a pipeline (0: the latest) with
+// its secrets sealed, for the engine. store.ErrNotFound when absent.
+func (s *Service) Declaration(ctx context.Context, name string, version int) (*wire.PipelineDeclaration, store.Pipeline, error) {
+	rec, err := s.store.GetPipeline(ctx, name, version)
+	if err != nil {
+		return nil, rec, err
+	}
+	p, err := decodeDefinition(rec)
+	return p, rec, err
+}
+
+// DecodePipeline turns a stored version into its declaration (secrets sealed).
+func (s *Service) DecodePipeline(rec store.Pipeline) (*wire.PipelineDeclaration, error) {
+	return decodeDefinition(rec)
+}
+
+// DecodeActionType turns a stored action type into its description.
+func (s *Service) DecodeActionType(rec store.ActionType) (*actiontypes.Type, error) {
+	return decodeType(rec)
+}
+
+// Builtin returns a built-in action type (nil for others).
+func (s *Service) Builtin(k actiontypes.Key) *actiontypes.Type { return s.builtins[k] }
+
+// ActionType resolves an action type: built in, or registered and not
+// deleted (nil, nil otherwise).
+func (s *Service) ActionType(ctx context.Context, k actiontypes.Key) (*actiontypes.Type, error) {
+	return s.resolveType(ctx, k)
 }

@@ -22,6 +22,8 @@ import (
 
 	"github.com/pipelined/pipelined/internal/awsjson"
 	"github.com/pipelined/pipelined/internal/credentials"
+	"github.com/pipelined/pipelined/internal/engine"
+	"github.com/pipelined/pipelined/internal/executions"
 	"github.com/pipelined/pipelined/internal/pipelines"
 	"github.com/pipelined/pipelined/internal/secrets"
 	"github.com/pipelined/pipelined/internal/sigv4"
@@ -48,11 +50,17 @@ type Config struct {
 
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+
+	// Engine tuning (zero: the engine's defaults). Tests shorten them.
+	SweepInterval   time.Duration // how often due timers are looked for
+	JobAckTimeout   time.Duration // a polled job returns to the queue unless acknowledged within it
+	ApprovalTimeout time.Duration // an approval without timeoutInMinutes fails after it (7 days)
 }
 
 // Server is a running pipelined.
 type Server struct {
 	cfg      Config
+	engine   *engine.Engine
 	log      *slog.Logger
 	store    store.Store
 	http     *http.Server
@@ -120,13 +128,25 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.PublicURL = strings.TrimRight(s.PublicURL, "/")
 
+	var ex *executions.Service
 	svc := pipelines.New(pipelines.Config{
 		Store: st, Sealer: sealer, Region: cfg.Region, AccountID: cfg.AccountID, MaxPipelines: cfg.MaxPipelines,
+		// CodePipeline starts a pipeline when it is created.
+		AfterCreate: func(ctx context.Context, name string) error { return ex.StartOnCreate(ctx, name) },
+		AfterUpdate: func(ctx context.Context, name string) error { return s.engine.PipelineUpdated(ctx, name) },
 	})
+	svc.OnHookError(func(op, name string, err error) {
+		log.Error("pipeline "+op+" hook failed", "pipeline", name, "err", err)
+	})
+	s.engine = engine.New(engine.Config{
+		Store: st, Definitions: svc, Logger: log,
+		AckTimeout: cfg.JobAckTimeout, DefaultApprovalTimeout: cfg.ApprovalTimeout,
+	})
+	ex = executions.New(s.engine, st, svc, cfg.AccountID)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.lookup}
-	api := awsjson.New(svc, awsjson.SigV4{Verifier: verifier}, awsjson.Options{Logger: log, Registerer: reg})
+	api := awsjson.New(api{Service: svc, ex: ex}, awsjson.SigV4{Verifier: verifier}, awsjson.Options{Logger: log, Registerer: reg})
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -175,6 +195,12 @@ func (s *Server) Store() store.Store { return s.store }
 func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
+	sweepCtx, stopSweeper := context.WithCancel(context.WithoutCancel(ctx))
+	sweeperDone := make(chan struct{})
+	go func() {
+		defer close(sweeperDone)
+		s.engine.RunSweeper(sweepCtx, engine.SweeperConfig{Interval: s.cfg.SweepInterval})
+	}()
 	s.log.Info("pipelined serving", "listen", s.Addr(), "public_url", s.PublicURL, "region", s.cfg.Region, "account_id", s.cfg.AccountID)
 	var err error
 	select {
@@ -186,6 +212,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		cancel()
 		<-errc
 	}
+	// The sweeper stops after the last request, and releases its lease so
+	// that another replica takes over at once.
+	stopSweeper()
+	<-sweeperDone
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}

@@ -1,0 +1,242 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/pipelined/pipelined/internal/actiontypes"
+	"github.com/pipelined/pipelined/internal/store"
+	"github.com/pipelined/pipelined/internal/wire"
+)
+
+// Definitions interprets stored pipelines and action types for the engine
+// (the pipelines service provides it). It does no I/O: the engine reads
+// records through its transaction, so that a transition never waits for a
+// second database connection while it holds one.
+type Definitions interface {
+	// DecodePipeline turns a stored version into its declaration (secrets
+	// sealed).
+	DecodePipeline(rec store.Pipeline) (*wire.PipelineDeclaration, error)
+	// DecodeActionType turns a stored action type into its description.
+	DecodeActionType(rec store.ActionType) (*actiontypes.Type, error)
+	// Builtin returns a built-in action type (nil for others).
+	Builtin(k actiontypes.Key) *actiontypes.Type
+	// PipelineARN is the ARN of a pipeline.
+	PipelineARN(name string) string
+}
+
+// Config configures an Engine.
+type Config struct {
+	Store       store.Store
+	Definitions Definitions
+	// AckTimeout is how long a dispatched job may wait for AcknowledgeJob
+	// before it returns to the queue under a new nonce.
+	AckTimeout time.Duration
+	// DefaultJobTimeout bounds an acknowledged job without its own timeout.
+	DefaultJobTimeout time.Duration
+	// DefaultApprovalTimeout is an approval's timeout without timeoutInMinutes.
+	DefaultApprovalTimeout time.Duration
+	Now                    func() time.Time
+	Logger                 *slog.Logger
+}
+
+// Engine runs pipeline executions.
+type Engine struct {
+	store   store.Store
+	defs    Definitions
+	ack     time.Duration
+	jobTO   time.Duration
+	apprTO  time.Duration
+	now     func() time.Time
+	log     *slog.Logger
+	newID   func() string
+	signals signals
+}
+
+// JobsChannel is the store notification channel woken when jobs are queued.
+const JobsChannel = "jobs"
+
+// New returns an Engine.
+func New(c Config) *Engine {
+	e := &Engine{store: c.Store, defs: c.Definitions, ack: c.AckTimeout, jobTO: c.DefaultJobTimeout, apprTO: c.DefaultApprovalTimeout, now: c.Now, log: c.Logger, newID: newUUID}
+	if e.ack <= 0 {
+		e.ack = 5 * time.Minute
+	}
+	if e.jobTO <= 0 {
+		e.jobTO = time.Hour
+	}
+	if e.apprTO <= 0 {
+		e.apprTO = 7 * 24 * time.Hour
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	return e
+}
+
+// AckTimeout is how long a dispatched job waits for its acknowledgement.
+func (e *Engine) AckTimeout() time.Duration { return e.ack }
+
+// txn is one engine transition in progress: the pipeline's runtime and the
+// executions it touched, written back together when it commits.
+type txn struct {
+	ctx      context.Context
+	e        *Engine
+	tx       store.PipelineTx
+	pipeline string
+	now      time.Time
+	rt       *Runtime
+	execs    map[string]*Execution
+	dirty    map[string]bool
+	defs     map[int]*wire.PipelineDeclaration
+	latest   int // latest pipeline version, 0 until read
+	newJobs  bool
+	finished []string // executions that ended in this transition
+}
+
+// transact runs fn as one engine transition of a pipeline.
+func (e *Engine) transact(ctx context.Context, pipeline string, fn func(t *txn) error) error {
+	var t *txn
+	err := e.store.InPipeline(ctx, pipeline, func(tx store.PipelineTx) error {
+		t = &txn{ctx: ctx, e: e, tx: tx, pipeline: pipeline, now: e.now().UTC().Truncate(time.Millisecond),
+			execs: map[string]*Execution{}, dirty: map[string]bool{}, defs: map[int]*wire.PipelineDeclaration{}}
+		doc, err := tx.Runtime()
+		if err != nil {
+			return err
+		}
+		t.rt = &Runtime{}
+		if doc != nil {
+			if err := json.Unmarshal(doc, t.rt); err != nil {
+				return fmt.Errorf("decode runtime of %q: %w", pipeline, err)
+			}
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+		return t.flush()
+	})
+	if err != nil {
+		return err
+	}
+	if t.newJobs {
+		if err := e.store.Notify(context.WithoutCancel(ctx), JobsChannel, pipeline); err != nil {
+			e.log.Warn("notify jobs", "err", err) // pollers also poll: a lost wake-up only delays
+		}
+	}
+	for _, id := range t.finished {
+		e.signals.fire(id)
+	}
+	return nil
+}
+
+func (t *txn) flush() error {
+	for id := range t.dirty {
+		x := t.execs[id]
+		x.Updated = t.now
+		doc, err := json.Marshal(x)
+		if err != nil {
+			return err
+		}
+		if _, err := t.tx.PutExecution(store.Execution{
+			ID: x.ID, Pipeline: x.Pipeline, Status: x.Status, Active: x.Active(), ClientToken: x.ClientToken,
+			Doc: doc, Created: x.Created, Updated: x.Updated,
+		}); err != nil {
+			return err
+		}
+	}
+	doc, err := json.Marshal(t.rt)
+	if err != nil {
+		return err
+	}
+	return t.tx.SetRuntime(doc)
+}
+
+// exec loads an execution of the transaction's pipeline.
+func (t *txn) exec(id string) (*Execution, error) {
+	if x, ok := t.execs[id]; ok {
+		return x, nil
+	}
+	rec, err := t.tx.Execution(id)
+	if err != nil {
+		return nil, err
+	}
+	x := &Execution{}
+	if err := json.Unmarshal(rec.Doc, x); err != nil {
+		return nil, fmt.Errorf("decode execution %s: %w", id, err)
+	}
+	t.execs[id] = x
+	return x, nil
+}
+
+func (t *txn) touch(x *Execution) {
+	t.execs[x.ID] = x
+	t.dirty[x.ID] = true
+}
+
+// def returns the pipeline declaration at a version (0: the latest).
+func (t *txn) def(version int) (*wire.PipelineDeclaration, error) {
+	if d, ok := t.defs[version]; ok {
+		return d, nil
+	}
+	rec, err := t.tx.Pipeline(version)
+	if err != nil {
+		return nil, err
+	}
+	d, err := t.e.defs.DecodePipeline(rec)
+	if err != nil {
+		return nil, err
+	}
+	t.defs[rec.Version] = d
+	if version == 0 {
+		t.defs[0] = d
+		t.latest = rec.Version
+	}
+	return d, nil
+}
+
+// actionType resolves an action type through the transaction (nil when it
+// does not exist or was deleted).
+func (t *txn) actionType(k actiontypes.Key) (*actiontypes.Type, error) {
+	if b := t.e.defs.Builtin(k); b != nil {
+		return b, nil
+	}
+	rec, err := t.tx.ActionType(store.ActionTypeKey(k))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rec.Deleted {
+		return nil, nil
+	}
+	return t.e.defs.DecodeActionType(rec)
+}
+
+// latestVersion is the pipeline's current version.
+func (t *txn) latestVersion() (int, error) {
+	if t.latest == 0 {
+		if _, err := t.def(0); err != nil {
+			return 0, err
+		}
+	}
+	return t.latest, nil
+}
+
+// ErrPipelineGone is returned when the pipeline was deleted under an execution.
+var ErrPipelineGone = errors.New("engine: pipeline deleted")
+
+func (t *txn) declOf(x *Execution) (*wire.PipelineDeclaration, error) {
+	d, err := t.def(x.PipelineVersion)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrPipelineGone
+	}
+	return d, err
+}

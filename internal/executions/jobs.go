@@ -1,0 +1,180 @@
+package executions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pipelined/pipelined/internal/actiontypes"
+	"github.com/pipelined/pipelined/internal/engine"
+	"github.com/pipelined/pipelined/internal/store"
+	"github.com/pipelined/pipelined/internal/wire"
+)
+
+// requirePollableType checks the action type of a poll as CodePipeline
+// does: a type that does not exist, or was deleted, is
+// ActionTypeNotFoundException.
+func (s *Service) requirePollableType(ctx context.Context, id *wire.ActionTypeId, owner string) (*actiontypes.Type, error) {
+	key := actiontypes.KeyOf(id)
+	if key.Owner != owner {
+		return nil, wire.Errorf(wire.ErrActionTypeNotFound, "Action type %s cannot be polled here: its owner must be %s", key, owner)
+	}
+	t, err := s.pipelines.ActionType(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		return nil, wire.Errorf(wire.ErrActionTypeNotFound, "Action type %s does not exist", key)
+	}
+	return t, nil
+}
+
+// PollForJobs hands queued jobs of a custom action type to the calling
+// worker, each with a fresh nonce to acknowledge it with.
+func (s *Service) PollForJobs(ctx context.Context, in *wire.PollForJobsInput) (*wire.PollForJobsOutput, error) {
+	typ, err := s.requirePollableType(ctx, in.ActionTypeId, "Custom")
+	if err != nil {
+		return nil, err
+	}
+	var query *string
+	if len(in.QueryParam) > 0 {
+		if len(in.QueryParam) > 1 {
+			return nil, wire.Errorf(wire.ErrValidation, "queryParam may name one property, the action type's queryable one")
+		}
+		for name, value := range in.QueryParam {
+			p, ok := typ.Property(name)
+			if !ok || p.Queryable == nil || !*p.Queryable {
+				return nil, wire.Errorf(wire.ErrValidation, "queryParam names '%s', which is not the queryable property of the action type", name)
+			}
+			query = &value
+		}
+	}
+	max := 1
+	if in.MaxBatchSize != nil {
+		max = *in.MaxBatchSize
+	}
+	jobs, err := s.store.ClaimJobs(ctx, store.ActionTypeKey(actiontypes.KeyOf(in.ActionTypeId)), query, max,
+		func() string { return uuid.NewString() }, time.Now().Add(s.engine.AckTimeout()))
+	if err != nil {
+		return nil, err
+	}
+	out := &wire.PollForJobsOutput{Jobs: make([]wire.Job, 0, len(jobs))}
+	for _, j := range jobs {
+		data, err := s.jobData(j)
+		if err != nil {
+			return nil, err
+		}
+		out.Jobs = append(out.Jobs, wire.Job{Id: j.ID, Nonce: j.Nonce, AccountId: s.account, Data: data})
+	}
+	return out, nil
+}
+
+// PollForThirdPartyJobs checks the action type; the third-party job
+// protocol is not built yet.
+func (s *Service) PollForThirdPartyJobs(ctx context.Context, in *wire.PollForThirdPartyJobsInput) (*wire.PollForThirdPartyJobsOutput, error) {
+	if _, err := s.requirePollableType(ctx, in.ActionTypeId, "ThirdParty"); err != nil {
+		return nil, err
+	}
+	return nil, wire.NotImplemented("PollForThirdPartyJobs")
+}
+
+// jobData is the job data a worker receives: secret configuration values
+// appear in clear here, and only here.
+func (s *Service) jobData(j store.Job) (*wire.JobData, error) {
+	doc, err := engine.DecodeJob(j)
+	if err != nil {
+		return nil, err
+	}
+	var data wire.JobData
+	if err := json.Unmarshal(doc.Data, &data); err != nil {
+		return nil, err
+	}
+	if data.ActionConfiguration != nil {
+		cfg := make(map[string]string, len(data.ActionConfiguration.Configuration))
+		for k, v := range data.ActionConfiguration.Configuration {
+			clear, err := s.pipelines.OpenSecret(j.Pipeline, v)
+			if err != nil {
+				return nil, err
+			}
+			cfg[k] = clear
+		}
+		data.ActionConfiguration.Configuration = cfg
+	}
+	return &data, nil
+}
+
+func (s *Service) job(ctx context.Context, id string) (store.Job, error) {
+	j, err := s.store.GetJob(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return j, wire.Errorf(wire.ErrJobNotFound, "Job %s does not exist", id)
+	}
+	return j, err
+}
+
+// AcknowledgeJob confirms that the worker holding the nonce took the job.
+func (s *Service) AcknowledgeJob(ctx context.Context, in *wire.AcknowledgeJobInput) (*wire.AcknowledgeJobOutput, error) {
+	j, err := s.job(ctx, in.JobId)
+	if err != nil {
+		return nil, err
+	}
+	status, err := s.engine.Acknowledge(ctx, j.Pipeline, in.JobId, in.Nonce)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.AcknowledgeJobOutput{Status: wire.JobStatus(status)}, nil
+}
+
+// GetJobDetails returns a job's data.
+func (s *Service) GetJobDetails(ctx context.Context, in *wire.GetJobDetailsInput) (*wire.GetJobDetailsOutput, error) {
+	j, err := s.job(ctx, in.JobId)
+	if err != nil {
+		return nil, err
+	}
+	data, err := s.jobData(j)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.GetJobDetailsOutput{JobDetails: &wire.JobDetails{Id: j.ID, AccountId: s.account, Data: data}}, nil
+}
+
+// maxOutputVariablesSize is CodePipeline's limit on an action's output
+// variables: keys and values together.
+const maxOutputVariablesSize = 122880
+
+// PutJobSuccessResult reports a job done (or, with a continuation token,
+// done for now).
+func (s *Service) PutJobSuccessResult(ctx context.Context, in *wire.PutJobSuccessResultInput) error {
+	size := 0
+	for k, v := range in.OutputVariables {
+		size += len(k) + len(v)
+	}
+	if size > maxOutputVariablesSize {
+		return wire.Errorf(wire.ErrOutputVariablesSizeExceeded, "The output variables take %d bytes; the limit is %d", size, maxOutputVariablesSize)
+	}
+	j, err := s.job(ctx, in.JobId)
+	if err != nil {
+		return err
+	}
+	r := engine.JobResult{Success: true, ContinuationToken: in.ContinuationToken, OutputVariables: in.OutputVariables}
+	if d := in.ExecutionDetails; d != nil {
+		r.Summary, r.ExternalID, r.Percent = d.Summary, d.ExternalExecutionId, d.PercentComplete
+	}
+	if in.CurrentRevision != nil {
+		r.Revision = in.CurrentRevision.Revision
+	}
+	return s.engine.CompleteJob(ctx, j.Pipeline, in.JobId, r)
+}
+
+// PutJobFailureResult reports a job failed.
+func (s *Service) PutJobFailureResult(ctx context.Context, in *wire.PutJobFailureResultInput) error {
+	j, err := s.job(ctx, in.JobId)
+	if err != nil {
+		return err
+	}
+	return s.engine.CompleteJob(ctx, j.Pipeline, in.JobId, engine.JobResult{
+		FailureType: string(in.FailureDetails.Type), FailureMessage: in.FailureDetails.Message, ExternalID: in.FailureDetails.ExternalExecutionId,
+	})
+}
