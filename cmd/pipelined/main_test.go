@@ -104,7 +104,13 @@ func startReplica(t *testing.T, database, dataDir string) *replica {
 		"PIPELINED_ROOT_ACCESS_KEY_ID="+rootKey, "PIPELINED_ROOT_SECRET_ACCESS_KEY="+rootSecret,
 		"PIPELINED_MASTER_KEY="+masterKey, "PIPELINED_ACCOUNT_ID=123456789012", "PIPELINED_LOG_LEVEL=warn",
 	)
-	r := &replica{cmd: cmd, url: "http://" + addr, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	return launch(t, cmd, "http://"+addr)
+}
+
+// launch starts a replica's command and waits for /healthz.
+func launch(t *testing.T, cmd *exec.Cmd, url string) *replica {
+	t.Helper()
+	r := &replica{cmd: cmd, url: url, logs: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = r.logs, r.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
