@@ -239,4 +239,3 @@ func startReplicaAt(t *testing.T, database, dataDir, addr string, flags ...strin
 	)
 	return launch(t, cmd, "http://"+addr)
 }
-
