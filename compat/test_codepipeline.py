@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 import unittest
 
 import boto3
@@ -197,6 +198,71 @@ class CLITest(unittest.TestCase):
         code, _, err = aws("get-pipeline", "--name", "has space", check=False)
         self.assertNotEqual(code, 0)
         self.assertIn("ValidationException", err)
+
+
+class ApprovalFlowTest(unittest.TestCase):
+    """A boto3 job worker completes the source; the aws CLI approves."""
+
+    def wait(self, what, fn, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = fn()
+            if got:
+                return got
+            time.sleep(0.05)
+        self.fail("timed out waiting for " + what)
+
+    def test_approve_with_the_cli(self):
+        cp = client()
+        source_type = {"category": "Source", "owner": "Custom", "provider": "CompatSource", "version": "1"}
+        cp.create_custom_action_type(
+            category="Source", provider="CompatSource", version="1",
+            inputArtifactDetails={"minimumCount": 0, "maximumCount": 0},
+            outputArtifactDetails={"minimumCount": 1, "maximumCount": 1},
+        )
+        p = example_pipeline("approval-flow")
+        p["stages"][0]["actions"][0]["actionTypeId"] = source_type
+        del p["stages"][0]["actions"][0]["configuration"]
+        p["stages"] = p["stages"][:2]  # Source, Approve
+        cp.create_pipeline(pipeline=p)  # starts an execution
+
+        # The job worker, written with boto3 as workers for CodePipeline are.
+        job = self.wait("a source job", lambda: (cp.poll_for_jobs(actionTypeId=source_type, maxBatchSize=1)["jobs"] or [None])[0])
+        self.assertEqual(job["data"]["pipelineContext"]["stage"]["name"], "Source")
+        ack = cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+        self.assertEqual(ack["status"], "InProgress")
+        cp.put_job_success_result(jobId=job["id"], currentRevision={"revision": "v1", "changeIdentifier": "v1"},
+                                  executionDetails={"summary": "fetched", "percentComplete": 100})
+
+        def pending_token():
+            _, state, _ = aws("get-pipeline-state", "--name", "approval-flow")
+            latest = state["stageStates"][1]["actionStates"][0].get("latestExecution", {})
+            return latest.get("token") if latest.get("status") == "InProgress" else None
+
+        token = self.wait("the approval token in get-pipeline-state", pending_token)
+        _, out, _ = aws("put-approval-result", "--pipeline-name", "approval-flow", "--stage-name", "Approve",
+                        "--action-name", "Gate", "--token", token, "--result", "summary=looks good,status=Approved")
+        self.assertIn("approvedAt", out)
+        code, _, err = aws("put-approval-result", "--pipeline-name", "approval-flow", "--stage-name", "Approve",
+                           "--action-name", "Gate", "--token", token, "--result", "summary=again,status=Approved", check=False)
+        self.assertNotEqual(code, 0)
+        self.assertIn("ApprovalAlreadyCompletedException", err)
+
+        _, listed, _ = aws("list-pipeline-executions", "--pipeline-name", "approval-flow")
+        execution_id = listed["pipelineExecutionSummaries"][0]["pipelineExecutionId"]
+        self.assertEqual(listed["pipelineExecutionSummaries"][0]["trigger"]["triggerType"], "CreatePipeline")
+
+        def succeeded():
+            _, ex, _ = aws("get-pipeline-execution", "--pipeline-name", "approval-flow", "--pipeline-execution-id", execution_id)
+            return ex["pipelineExecution"]["status"] == "Succeeded"
+
+        self.wait("the execution to succeed", succeeded)
+        _, state, _ = aws("get-pipeline-state", "--name", "approval-flow")
+        gate = state["stageStates"][1]["actionStates"][0]["latestExecution"]
+        self.assertEqual(gate["status"], "Succeeded")
+        self.assertEqual(gate["summary"], "looks good")
+        self.assertEqual(gate["lastUpdatedBy"], "arn:aws:iam::000000000000:root")
+        self.assertNotIn("token", gate)
 
 
 if __name__ == "__main__":
