@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -16,8 +15,6 @@ import (
 )
 
 func newUUID() string { return uuid.NewString() }
-
-var manualApproval = actiontypes.Key{Category: "Approval", Owner: "AWS", Provider: "Manual", Version: "1"}
 
 // startGroup starts every action of a runOrder group that has not
 // succeeded in this stage run.
@@ -79,36 +76,15 @@ func (t *txn) startAction(x *Execution, st *StageRun, ad *wire.ActionDeclaration
 	}
 	run.Resolved = resolved
 
-	key := actiontypes.KeyOf(ad.ActionTypeId)
-	switch {
-	case key == manualApproval:
-		timeout := t.e.apprTO
-		if ad.TimeoutInMinutes != nil {
-			timeout = time.Duration(*ad.TimeoutInMinutes) * time.Minute
-		}
-		run.Token = t.e.newID()
-		run.TokenExpires = t.now.Add(timeout)
-		if err := t.setTimer(timerID(timerApproval, run.ExecutionID), run.TokenExpires, TimerPayload{Kind: timerApproval, ExecutionID: x.ID, ActionExec: run.ExecutionID}); err != nil {
-			return err
-		}
-	case key.Owner == "Custom" || key.Owner == "ThirdParty":
-		typ, err := t.actionType(key)
-		if err != nil {
-			return err
-		}
-		if typ == nil {
-			run.Status, run.ErrorCode, run.ErrorMessage = StatusFailed, "ActionTypeNotFound", fmt.Sprintf("Action type %s no longer exists", key)
-			break
-		}
-		if err := t.queueJob(x, ad, &run, typ, ""); err != nil {
-			return err
-		}
-	default:
-		run.Status, run.ErrorCode = StatusFailed, "ActionNotSupported"
-		run.ErrorMessage = fmt.Sprintf("pipelined cannot run %s/%s/%s/%s actions yet", key.Category, key.Owner, key.Provider, key.Version)
-	}
 	st.Actions = append(st.Actions, run)
-	return nil
+	step := &Step{t: t, Execution: x, Run: &st.Actions[len(st.Actions)-1], Action: ad}
+	key := actiontypes.KeyOf(ad.ActionTypeId)
+	ex := t.e.executorFor(key)
+	if ex == nil {
+		step.Fail("ActionNotSupported", fmt.Sprintf("pipelined cannot run %s/%s/%s/%s actions yet", key.Category, key.Owner, key.Provider, key.Version), "")
+		return nil
+	}
+	return ex.Start(step)
 }
 
 func removeRun(runs []ActionRun, name string) []ActionRun {
@@ -120,8 +96,6 @@ func removeRun(runs []ActionRun, name string) []ActionRun {
 	}
 	return out
 }
-
-func timerID(kind, ref string) string { return kind + ":" + ref }
 
 func (t *txn) setTimer(id string, due time.Time, p TimerPayload) error {
 	payload, err := json.Marshal(p)
@@ -186,106 +160,6 @@ func lookupVar(x *Execution, ns, name string) (string, bool) {
 	return v, ok
 }
 
-// queueJob creates the job that hands an action to external workers, with
-// the job data CodePipeline gives them.
-func (t *txn) queueJob(x *Execution, ad *wire.ActionDeclaration, run *ActionRun, typ *actiontypes.Type, continuation string) error {
-	decl, err := t.declOf(x)
-	if err != nil {
-		return err
-	}
-	store_, key := artifactStore(decl, ad), actiontypes.KeyOf(ad.ActionTypeId)
-	data := wire.JobData{
-		ActionTypeId:        ad.ActionTypeId,
-		ActionConfiguration: &wire.ActionConfiguration{Configuration: run.Resolved},
-		PipelineContext: &wire.PipelineContext{
-			PipelineName: x.Pipeline, PipelineArn: t.e.defs.PipelineARN(x.Pipeline), PipelineExecutionId: x.ID,
-			Stage:  &wire.StageContext{Name: run.Stage},
-			Action: &wire.ActionContext{Name: run.Name, ActionExecutionId: run.ExecutionID},
-		},
-		ContinuationToken: continuation,
-	}
-	if store_ != nil {
-		data.EncryptionKey = store_.EncryptionKey
-	}
-	for _, name := range run.Inputs {
-		ref := x.Artifacts[name]
-		data.InputArtifacts = append(data.InputArtifacts, wire.Artifact{
-			Name: name, Revision: ref.Revision,
-			Location: &wire.ArtifactLocation{Type: wire.ArtifactLocationTypeS3, S3Location: &wire.S3ArtifactLocation{BucketName: ref.Bucket, ObjectKey: ref.Key}},
-		})
-	}
-	for _, name := range run.Outputs {
-		bucket := ""
-		if store_ != nil {
-			bucket = store_.Location
-		}
-		data.OutputArtifacts = append(data.OutputArtifacts, wire.Artifact{
-			Name:     name,
-			Location: &wire.ArtifactLocation{Type: wire.ArtifactLocationTypeS3, S3Location: &wire.S3ArtifactLocation{BucketName: bucket, ObjectKey: artifactKey(x.Pipeline, name)}},
-		})
-	}
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return err
-	}
-	timeout := typ.JobTimeoutMinutes
-	if ad.TimeoutInMinutes != nil {
-		timeout = *ad.TimeoutInMinutes
-	}
-	if timeout <= 0 {
-		timeout = int(t.e.jobTO / time.Minute)
-	}
-	doc, err := json.Marshal(JobDoc{Stage: run.Stage, Action: run.Name, ActionExec: run.ExecutionID, Attempt: run.Attempt, Continuation: continuation, Data: raw, TimeoutMinutes: timeout})
-	if err != nil {
-		return err
-	}
-	query := ""
-	for _, p := range typ.ActionConfigurationProperties {
-		if p.Queryable != nil && *p.Queryable {
-			query = run.Resolved[p.Name]
-		}
-	}
-	run.JobID = t.e.newID()
-	t.newJobs = true
-	return t.tx.PutJob(store.Job{
-		ID: run.JobID, ActionType: store.ActionTypeKey(key), QueryValue: query, Pipeline: x.Pipeline, ExecutionID: x.ID,
-		Status: store.JobQueued, Doc: doc, Created: t.now, Updated: t.now,
-	})
-}
-
-// artifactStore is the store of an action's region.
-func artifactStore(decl *wire.PipelineDeclaration, ad *wire.ActionDeclaration) *wire.ArtifactStore {
-	if decl.ArtifactStore != nil {
-		return decl.ArtifactStore
-	}
-	if s, ok := decl.ArtifactStores[ad.Region]; ok {
-		return &s
-	}
-	for _, s := range decl.ArtifactStores { // the pipeline's own region (validated to exist)
-		return &s
-	}
-	return nil
-}
-
-// artifactKey names an output artifact's object as CodePipeline does:
-// <pipeline name, 20 chars>/<artifact name, 10 chars>/<random>.
-func artifactKey(pipeline, artifact string) string {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 7)
-	_, _ = rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return truncate(pipeline, 20) + "/" + truncate(artifact, 10) + "/" + string(b)
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
-
 // actionRun finds the in-progress run with an action execution id.
 func (x *Execution) actionRun(actionExec string) (*StageRun, *ActionRun) {
 	for si := range x.Stages {
@@ -328,26 +202,4 @@ func (t *txn) fail(x *Execution, run *ActionRun, code, message, by string) {
 		run.UpdatedBy = by
 	}
 	t.touch(x)
-}
-
-// recordOutputs stores where an action's output artifacts are, from the
-// job data the worker was given.
-func (t *txn) recordOutputs(x *Execution, run *ActionRun, job *JobDoc, revision string) error {
-	var data wire.JobData
-	if err := json.Unmarshal(job.Data, &data); err != nil {
-		return err
-	}
-	if x.Artifacts == nil {
-		x.Artifacts = map[string]ArtifactRef{}
-	}
-	for _, a := range data.OutputArtifacts {
-		if a.Location == nil || a.Location.S3Location == nil {
-			continue
-		}
-		x.Artifacts[a.Name] = ArtifactRef{
-			Bucket: a.Location.S3Location.BucketName, Key: a.Location.S3Location.ObjectKey,
-			Revision: revision, Producer: run.Name, Created: t.now,
-		}
-	}
-	return nil
 }

@@ -55,6 +55,10 @@ type Engine struct {
 	log     *slog.Logger
 	newID   func() string
 	signals signals
+	// Executors by action type, by owner, and by name (for timers).
+	byType  map[actiontypes.Key]Executor
+	byOwner map[string]Executor
+	byName  map[string]Executor
 }
 
 // JobsChannel is the store notification channel woken when jobs are queued.
@@ -78,6 +82,11 @@ func New(c Config) *Engine {
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
+	e.byType, e.byOwner = map[actiontypes.Key]Executor{}, map[string]Executor{}
+	e.RegisterExecutor(actiontypes.Key{Category: "Approval", Owner: "AWS", Provider: "Manual", Version: "1"}, approvalExecutor{defaultTimeout: e.apprTO})
+	jobs := jobExecutor{}
+	e.RegisterOwnerExecutor("Custom", jobs)
+	e.RegisterOwnerExecutor("ThirdParty", jobs)
 	return e
 }
 

@@ -2,11 +2,9 @@ package engine
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
 	"github.com/pipelined/pipelined/internal/store"
@@ -132,270 +130,6 @@ func resolveVariables(decl *wire.PipelineDeclaration, given []wire.PipelineVaria
 	return out, nil
 }
 
-// Job protocol errors.
-func jobNotFound(id string) error {
-	return wire.Errorf(wire.ErrJobNotFound, "Job %s does not exist", id)
-}
-
-// loadJob reads a job and its document inside a transition.
-func (t *txn) loadJob(id string) (store.Job, *JobDoc, error) {
-	j, err := t.tx.Job(id)
-	if errors.Is(err, store.ErrNotFound) {
-		return j, nil, jobNotFound(id)
-	}
-	if err != nil {
-		return j, nil, err
-	}
-	var doc JobDoc
-	if err := json.Unmarshal(j.Doc, &doc); err != nil {
-		return j, nil, err
-	}
-	return j, &doc, nil
-}
-
-// Job statuses beyond the store's Queued and Dispatched.
-const (
-	JobInProgress = "InProgress"
-	JobSucceeded  = "Succeeded"
-	JobFailed     = "Failed"
-	JobTimedOut   = "TimedOut"
-	JobAbandoned  = "Abandoned"
-)
-
-// Acknowledge confirms a dispatched job to the worker that holds its nonce.
-func (e *Engine) Acknowledge(ctx context.Context, pipeline, jobID, nonce string) (string, error) {
-	var status string
-	err := e.transact(ctx, pipeline, func(t *txn) error {
-		j, doc, err := t.loadJob(jobID)
-		if err != nil {
-			return err
-		}
-		if subtle.ConstantTimeCompare([]byte(j.Nonce), []byte(nonce)) != 1 || j.Nonce == "" {
-			return wire.Errorf(wire.ErrInvalidNonce, "The nonce is not the current nonce of job %s", jobID)
-		}
-		switch j.Status {
-		case store.JobDispatched:
-			if !j.Deadline.IsZero() && t.now.After(j.Deadline) {
-				// Returned to the queue: another worker may hold a newer nonce.
-				return wire.Errorf(wire.ErrInvalidNonce, "Job %s was not acknowledged in time and was returned to the queue", jobID)
-			}
-			j.Status, j.Updated = JobInProgress, t.now
-			j.Deadline = t.now.Add(time.Duration(doc.TimeoutMinutes) * time.Minute)
-			if err := t.tx.PutJob(j); err != nil {
-				return err
-			}
-			if err := t.setTimer(timerID(timerJob, j.ID), j.Deadline, TimerPayload{Kind: timerJob, JobID: j.ID, ExecutionID: j.ExecutionID}); err != nil {
-				return err
-			}
-		case JobInProgress:
-			// Acknowledging twice with the right nonce is harmless.
-		}
-		status = j.Status
-		return nil
-	})
-	return status, err
-}
-
-// JobResult is what a worker reports for a job.
-type JobResult struct {
-	Success           bool
-	Summary           string
-	ExternalID        string
-	Percent           *int
-	Revision          string
-	ContinuationToken string
-	OutputVariables   map[string]string
-	FailureType       string
-	FailureMessage    string
-}
-
-// CompleteJob records a worker's result for an in-progress job and moves
-// the execution on. A continuation token completes this job and queues a
-// new one for the same action attempt, carrying the token.
-func (e *Engine) CompleteJob(ctx context.Context, pipeline, jobID string, r JobResult) error {
-	return e.transact(ctx, pipeline, func(t *txn) error {
-		j, doc, err := t.loadJob(jobID)
-		if err != nil {
-			return err
-		}
-		if j.Status != JobInProgress {
-			return wire.Errorf(wire.ErrInvalidJobState, "Job %s is %s, not InProgress: it must be acknowledged first, and a result can be reported once", jobID, j.Status)
-		}
-		x, err := t.exec(j.ExecutionID)
-		if err != nil {
-			return err
-		}
-		_, run := x.actionRun(doc.ActionExec)
-		if run == nil || run.Status != StatusInProgress || run.JobID != jobID {
-			// The action was abandoned or stopped under the job.
-			j.Status, j.Updated = JobAbandoned, t.now
-			if err := t.tx.PutJob(j); err != nil {
-				return err
-			}
-			return wire.Errorf(wire.ErrInvalidJobState, "Job %s no longer belongs to a running action", jobID)
-		}
-		if err := t.tx.DeleteTimer(timerID(timerJob, j.ID)); err != nil {
-			return err
-		}
-		j.Updated = t.now
-		run.ExternalID, run.Percent, run.LastChange = r.ExternalID, r.Percent, t.now
-		if !r.Success {
-			j.Status = JobFailed
-			if err := t.tx.PutJob(j); err != nil {
-				return err
-			}
-			t.fail(x, run, r.FailureType, r.FailureMessage, "")
-			return t.advance(x)
-		}
-		j.Status = JobSucceeded
-		if err := t.tx.PutJob(j); err != nil {
-			return err
-		}
-		if r.Summary != "" {
-			run.Summary = r.Summary
-		}
-		if r.ContinuationToken != "" {
-			return t.continueJob(x, run, doc, r.ContinuationToken)
-		}
-		run.Revision = r.Revision
-		if err := t.recordOutputs(x, run, doc, r.Revision); err != nil {
-			return err
-		}
-		t.succeed(x, run, r.Summary, "", r.OutputVariables)
-		return t.advance(x)
-	})
-}
-
-// continueJob queues the next job of an action attempt.
-func (t *txn) continueJob(x *Execution, run *ActionRun, prev *JobDoc, token string) error {
-	decl, err := t.declOf(x)
-	if err != nil {
-		return t.orphan(x, err)
-	}
-	ad := findAction(decl, run.Stage, run.Name)
-	if ad == nil {
-		t.fail(x, run, "JobFailed", "The action no longer exists in the pipeline", "")
-		return t.advance(x)
-	}
-	typ, err := t.actionType(actiontypes.KeyOf(ad.ActionTypeId))
-	if err != nil {
-		return err
-	}
-	if typ == nil {
-		t.fail(x, run, "ActionTypeNotFound", "The action type no longer exists", "")
-		return t.advance(x)
-	}
-	t.touch(x)
-	return t.queueJob(x, ad, run, typ, token)
-}
-
-func findAction(decl *wire.PipelineDeclaration, stage, action string) *wire.ActionDeclaration {
-	for si := range decl.Stages {
-		if decl.Stages[si].Name != stage {
-			continue
-		}
-		for ai := range decl.Stages[si].Actions {
-			if decl.Stages[si].Actions[ai].Name == action {
-				return &decl.Stages[si].Actions[ai]
-			}
-		}
-	}
-	return nil
-}
-
-// ApprovalDecision is a PutApprovalResult.
-type ApprovalDecision struct {
-	Pipeline, Stage, Action, Token string
-	Approved                       bool
-	Summary                        string
-	By                             string // the caller's ARN
-}
-
-// Approve records a decision on a pending manual approval and returns when
-// it was made.
-func (e *Engine) Approve(ctx context.Context, d ApprovalDecision) (time.Time, error) {
-	var at time.Time
-	err := e.transact(ctx, d.Pipeline, func(t *txn) error {
-		decl, err := t.def(0)
-		if err != nil {
-			return err
-		}
-		if findStage(decl, d.Stage) < 0 {
-			return wire.Errorf(wire.ErrStageNotFound, "Stage '%s' does not exist in pipeline '%s'", d.Stage, d.Pipeline)
-		}
-		if findAction(decl, d.Stage, d.Action) == nil {
-			return wire.Errorf(wire.ErrActionNotFound, "Action '%s' does not exist in stage '%s'", d.Action, d.Stage)
-		}
-		x, run, err := t.findApproval(d)
-		if err != nil {
-			return err
-		}
-		if run.Status != StatusInProgress {
-			return wire.Errorf(wire.ErrApprovalAlreadyCompleted, "The approval of action '%s' was already %s", d.Action, run.Status)
-		}
-		if !run.TokenExpires.IsZero() && t.now.After(run.TokenExpires) {
-			return wire.Errorf(wire.ErrInvalidApprovalToken, "The approval token has expired")
-		}
-		if err := t.tx.DeleteTimer(timerID(timerApproval, run.ExecutionID)); err != nil {
-			return err
-		}
-		at = t.now
-		if d.Approved {
-			t.succeed(x, run, d.Summary, d.By, nil)
-		} else {
-			run.Summary = d.Summary
-			t.fail(x, run, "Rejected", "Rejected: "+d.Summary, d.By)
-		}
-		return t.advance(x)
-	})
-	return at, err
-}
-
-// findApproval finds the approval run a token belongs to, among the
-// pipeline's executions that ran the action.
-func (t *txn) findApproval(d ApprovalDecision) (*Execution, *ActionRun, error) {
-	bad := wire.Errorf(wire.ErrInvalidApprovalToken, "The token is not the token of a pending approval of action '%s'", d.Action)
-	candidates := map[string]bool{}
-	if id := t.rt.slot(d.Stage).LastAction[d.Action]; id != "" {
-		candidates[id] = true
-	}
-	active, err := t.tx.ActiveExecutions()
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, a := range active {
-		candidates[a.ID] = true
-	}
-	for id := range candidates {
-		x, err := t.exec(id)
-		if err != nil {
-			return nil, nil, err
-		}
-		for si := range x.Stages {
-			st := &x.Stages[si]
-			if st.Name != d.Stage {
-				continue
-			}
-			for ai := range st.Actions {
-				run := &st.Actions[ai]
-				if run.Name == d.Action && run.Token != "" && subtle.ConstantTimeCompare([]byte(run.Token), []byte(d.Token)) == 1 {
-					return x, run, nil
-				}
-			}
-		}
-	}
-	return nil, nil, bad
-}
-
-func findStage(decl *wire.PipelineDeclaration, stage string) int {
-	for i, s := range decl.Stages {
-		if s.Name == stage {
-			return i
-		}
-	}
-	return -1
-}
-
 // Stop stops an execution: abandon, or let running actions finish.
 func (e *Engine) Stop(ctx context.Context, pipeline, id string, abandon bool, reason string) error {
 	return e.transact(ctx, pipeline, func(t *txn) error {
@@ -428,7 +162,7 @@ func (e *Engine) Stop(ctx context.Context, pipeline, id string, abandon bool, re
 				if run.Status != StatusInProgress {
 					continue
 				}
-				if err := t.abandon(run); err != nil {
+				if err := t.abandon(x, run); err != nil {
 					return err
 				}
 			}
@@ -443,29 +177,6 @@ func stopModeText(m string) string {
 		return "stop and abandon"
 	}
 	return "stop and wait"
-}
-
-// abandon ends a running action attempt without its result: its job can no
-// longer report one and its timers are dropped.
-func (t *txn) abandon(run *ActionRun) error {
-	run.Status, run.LastChange = StatusAbandoned, t.now
-	if err := t.tx.DeleteTimer(timerID(timerApproval, run.ExecutionID)); err != nil {
-		return err
-	}
-	if run.JobID != "" {
-		if err := t.tx.DeleteTimer(timerID(timerJob, run.JobID)); err != nil {
-			return err
-		}
-		j, err := t.tx.Job(run.JobID)
-		if err == nil {
-			j.Status, j.Updated = JobAbandoned, t.now
-			return t.tx.PutJob(j)
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-	}
-	return nil
 }
 
 // Retry runs a failed or stopped stage of an execution again.
@@ -625,7 +336,36 @@ func (e *Engine) PipelineUpdated(ctx context.Context, pipeline string) error {
 	})
 }
 
-// fireTimer handles a due timer.
+func findStage(decl *wire.PipelineDeclaration, stage string) int {
+	for i, s := range decl.Stages {
+		if s.Name == stage {
+			return i
+		}
+	}
+	return -1
+}
+
+// abandon ends a running action attempt without its result; its executor
+// releases what it created (a job, timers).
+func (t *txn) abandon(x *Execution, run *ActionRun) error {
+	decl, err := t.declOf(x)
+	if err != nil {
+		return err
+	}
+	ad := findAction(decl, run.Stage, run.Name)
+	run.Status, run.LastChange = StatusAbandoned, t.now
+	t.touch(x)
+	if ad == nil {
+		return nil
+	}
+	if ex := t.e.executorFor(actiontypes.KeyOf(ad.ActionTypeId)); ex != nil {
+		return ex.Abandon(&Step{t: t, Execution: x, Run: run, Action: ad})
+	}
+	return nil
+}
+
+// fireTimer handles a due timer: the executor that set it acts on the
+// attempt, if the attempt is still in progress.
 func (e *Engine) fireTimer(ctx context.Context, tm store.Timer) error {
 	var p TimerPayload
 	if err := json.Unmarshal(tm.Payload, &p); err != nil {
@@ -635,47 +375,33 @@ func (e *Engine) fireTimer(ctx context.Context, tm store.Timer) error {
 		if err := t.tx.DeleteTimer(tm.ID); err != nil {
 			return err
 		}
-		switch p.Kind {
-		case timerApproval:
-			x, err := t.exec(p.ExecutionID)
-			if errors.Is(err, store.ErrNotFound) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			_, run := x.actionRun(p.ActionExec)
-			if run == nil || run.Status != StatusInProgress {
-				return nil
-			}
-			t.fail(x, run, "TimedOut", "The approval was not decided before it timed out", "")
-			return t.advance(x)
-		case timerJob:
-			j, doc, err := t.loadJob(p.JobID)
-			if err != nil {
-				if e, ok := wire.AsError(err); ok && e.Code == wire.ErrJobNotFound {
-					return nil
-				}
-				return err
-			}
-			if j.Status != JobInProgress {
-				return nil
-			}
-			j.Status, j.Updated = JobTimedOut, t.now
-			if err := t.tx.PutJob(j); err != nil {
-				return err
-			}
-			x, err := t.exec(j.ExecutionID)
-			if err != nil {
-				return err
-			}
-			_, run := x.actionRun(doc.ActionExec)
-			if run == nil || run.Status != StatusInProgress || run.JobID != j.ID {
-				return nil
-			}
-			t.fail(x, run, "TimedOut", fmt.Sprintf("The job did not report a result within %d minutes", doc.TimeoutMinutes), "")
-			return t.advance(x)
+		x, err := t.exec(p.ExecutionID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
 		}
-		return nil
+		if err != nil {
+			return err
+		}
+		_, run := x.actionRun(p.ActionExec)
+		if run == nil || run.Status != StatusInProgress {
+			return nil
+		}
+		ex := e.byName[p.Executor]
+		if ex == nil {
+			return fmt.Errorf("engine: timer %s names executor %q, which is not registered", tm.ID, p.Executor)
+		}
+		decl, err := t.declOf(x)
+		if err != nil {
+			return t.orphan(x, err)
+		}
+		ad := findAction(decl, run.Stage, run.Name)
+		if ad == nil {
+			return nil
+		}
+		if err := ex.Timer(&Step{t: t, Execution: x, Run: run, Action: ad}, p.Data); err != nil {
+			return err
+		}
+		t.touch(x)
+		return t.advance(x)
 	})
 }

@@ -5,6 +5,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"time"
 )
 
@@ -190,17 +191,11 @@ type JobDoc struct {
 	TimeoutMinutes int `json:"timeoutMinutes"`
 }
 
-// Timer kinds (the payload of a store.Timer).
-const (
-	timerApproval = "approval"
-	timerJobAck   = "job-ack"
-	timerJob      = "job"
-)
-
-// TimerPayload says what a timer is for.
+// TimerPayload is the payload of a store.Timer: which executor set it, for
+// which action attempt, with the executor's own data.
 type TimerPayload struct {
-	Kind        string `json:"kind"`
-	ExecutionID string `json:"executionId,omitempty"`
-	ActionExec  string `json:"actionExecutionId,omitempty"`
-	JobID       string `json:"jobId,omitempty"`
+	Executor    string          `json:"executor"`
+	ExecutionID string          `json:"executionId"`
+	ActionExec  string          `json:"actionExecutionId"`
+	Data        json.RawMessage `json:"data,omitempty"`
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pipelined/pipelined/internal/actiontypes"
 	"github.com/pipelined/pipelined/internal/awsjson"
 	"github.com/pipelined/pipelined/internal/credentials"
 	"github.com/pipelined/pipelined/internal/engine"
@@ -55,6 +56,10 @@ type Config struct {
 	SweepInterval   time.Duration // how often due timers are looked for
 	JobAckTimeout   time.Duration // a polled job returns to the queue unless acknowledged within it
 	ApprovalTimeout time.Duration // an approval without timeoutInMinutes fails after it (7 days)
+	// Executors registers extra action executors by action type (tests
+	// and programs that embed the server); they take precedence over the
+	// built-in ones.
+	Executors map[actiontypes.Key]engine.Executor
 }
 
 // Server is a running pipelined.
@@ -142,6 +147,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Store: st, Definitions: svc, Logger: log,
 		AckTimeout: cfg.JobAckTimeout, DefaultApprovalTimeout: cfg.ApprovalTimeout,
 	})
+	for k, e := range cfg.Executors {
+		s.engine.RegisterExecutor(k, e)
+	}
 	ex = executions.New(s.engine, st, svc, cfg.AccountID)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -7,6 +7,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"runtime/pprof"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +38,10 @@ type Instance struct {
 	logs    *syncBuffer
 	cancel  context.CancelFunc
 	done    chan error
+	// HTTP is the client every SDK client of this instance uses: its own
+	// connection pool, closed before the server shuts down (a connection the
+	// transport dialed but never used would hold Shutdown for 5 seconds).
+	HTTP *http.Client
 }
 
 // Options adjust a test server's configuration before it starts.
@@ -68,7 +74,8 @@ func StartConfig(t testing.TB, cfg server.Config) *Instance {
 		cancel()
 		t.Fatalf("start server: %v", err)
 	}
-	in := &Instance{Server: srv, URL: "http://" + srv.Addr(), DataDir: cfg.DataDir, Config: cfg, logs: logs, cancel: cancel, done: make(chan error, 1)}
+	in := &Instance{Server: srv, URL: "http://" + srv.Addr(), DataDir: cfg.DataDir, Config: cfg, logs: logs, cancel: cancel, done: make(chan error, 1),
+		HTTP: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}}
 	go func() { in.done <- srv.Serve(ctx) }()
 	t.Cleanup(func() { in.Stop(t) })
 	return in
@@ -79,12 +86,16 @@ func (in *Instance) Stop(t testing.TB) {
 	if in.cancel == nil {
 		return
 	}
+	in.HTTP.CloseIdleConnections()
 	in.cancel()
 	in.cancel = nil
 	select {
 	case err := <-in.done:
 		if err != nil {
-			t.Errorf("server stopped with error: %v", err)
+			// A stuck request is a bug: show where every goroutine was.
+			var dump strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&dump, 2)
+			t.Errorf("server stopped with error: %v\ngoroutines:\n%s", err, dump.String())
 		}
 	case <-time.After(15 * time.Second):
 		t.Error("server did not stop within 15s")
@@ -107,7 +118,7 @@ func (in *Instance) ClientWith(akid, secret, region string) *codepipeline.Client
 		BaseEndpoint:     aws.String(in.URL),
 		Credentials:      credentials.NewStaticCredentialsProvider(akid, secret, ""),
 		RetryMaxAttempts: 1,
-		HTTPClient:       http.DefaultClient,
+		HTTPClient:       in.HTTP,
 	})
 }
 
