@@ -101,26 +101,37 @@ func TestFailureAndRetry(t *testing.T) {
 		_, err = c.RetryStageExecution(ctx, &codepipeline.RetryStageExecutionInput{PipelineName: aws.String("flaky"), StageName: aws.String("Nope"), PipelineExecutionId: aws.String(id), RetryMode: types.StageRetryModeFailedActions})
 		wantCode(t, err, "StageNotFoundException")
 
-		failing.Store(false)
+		attempts := func() map[string]int {
+			acts, err := c.ListActionExecutions(ctx, &codepipeline.ListActionExecutionsInput{PipelineName: aws.String("flaky"), Filter: &types.ActionExecutionFilter{PipelineExecutionId: aws.String(id)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			count := map[string]int{}
+			for _, d := range acts.ActionExecutionDetails {
+				count[aws.ToString(d.ActionName)]++
+			}
+			return count
+		}
+		// FAILED_ACTIONS re-runs only the failed action (which fails again).
 		if _, err := c.RetryStageExecution(ctx, &codepipeline.RetryStageExecutionInput{PipelineName: aws.String("flaky"), StageName: aws.String("Build"), PipelineExecutionId: aws.String(id), RetryMode: types.StageRetryModeFailedActions}); err != nil {
 			t.Fatal(err)
 		}
-		token, _ := pendingApproval(t, c, "flaky", "Approve")
-		build = stageState(t, c, "flaky", "Build")
-		if build.RetryStageMetadata == nil || aws.ToInt32(build.RetryStageMetadata.ManualStageRetryAttempt) != 1 {
-			t.Errorf("retry metadata = %+v", build.RetryStageMetadata)
+		waitStatus(t, c, "flaky", id, types.PipelineExecutionStatusFailed)
+		if n := attempts(); n["Compile"] != 1 || n["Unit"] != 2 || n["Package"] != 0 {
+			t.Errorf("after a FAILED_ACTIONS retry, attempts per action = %v", n)
 		}
-		// FAILED_ACTIONS re-ran only Unit: Compile has one attempt, Unit two.
-		acts, err := c.ListActionExecutions(ctx, &codepipeline.ListActionExecutionsInput{PipelineName: aws.String("flaky"), Filter: &types.ActionExecutionFilter{PipelineExecutionId: aws.String(id)}})
-		if err != nil {
+		// ALL_ACTIONS re-runs every action of the stage.
+		failing.Store(false)
+		if _, err := c.RetryStageExecution(ctx, &codepipeline.RetryStageExecutionInput{PipelineName: aws.String("flaky"), StageName: aws.String("Build"), PipelineExecutionId: aws.String(id), RetryMode: types.StageRetryModeAllActions}); err != nil {
 			t.Fatal(err)
 		}
-		count := map[string]int{}
-		for _, d := range acts.ActionExecutionDetails {
-			count[aws.ToString(d.ActionName)]++
+		token, _ := pendingApproval(t, c, "flaky", "Approve")
+		if n := attempts(); n["Compile"] != 2 || n["Unit"] != 3 || n["Package"] != 1 {
+			t.Errorf("after an ALL_ACTIONS retry, attempts per action = %v", n)
 		}
-		if count["Compile"] != 1 || count["Unit"] != 2 || count["Package"] != 1 {
-			t.Errorf("attempts per action = %v", count)
+		build = stageState(t, c, "flaky", "Build")
+		if build.RetryStageMetadata == nil || aws.ToInt32(build.RetryStageMetadata.ManualStageRetryAttempt) != 2 {
+			t.Errorf("retry metadata = %+v", build.RetryStageMetadata)
 		}
 		if _, err := approve(t, c, "flaky", token, types.ApprovalStatusApproved); err != nil {
 			t.Fatal(err)
@@ -488,6 +499,28 @@ func TestRollbackAndUpdateDuringExecution(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitStatus(t, c, "rb", held, types.PipelineExecutionStatusCancelled)
+		if _, err := c.EnableStageTransition(ctx, &codepipeline.EnableStageTransitionInput{PipelineName: aws.String("rb"), StageName: aws.String("Ship"), TransitionType: types.StageTransitionTypeInbound}); err != nil {
+			t.Fatal(err)
+		}
+		// An execution inside a stage when the pipeline changes finishes
+		// that stage, then ends Cancelled instead of entering the next.
+		w.mu.Lock()
+		w.fail = func(j types.Job) string { time.Sleep(150 * time.Millisecond); return "" }
+		w.mu.Unlock()
+		inStage := start(t, c, "rb")
+		waitFor(t, "the execution inside Source", func() bool {
+			s := stageState(t, c, "rb", "Source")
+			return s.LatestExecution != nil && aws.ToString(s.LatestExecution.PipelineExecutionId) == inStage
+		})
+		got = must(c.GetPipeline(ctx, &codepipeline.GetPipelineInput{Name: aws.String("rb")}))
+		got.Pipeline.Stages[1].Actions[0].Configuration["Command"] = "deploy v3"
+		if _, err := c.UpdatePipeline(ctx, &codepipeline.UpdatePipelineInput{Pipeline: got.Pipeline}); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, c, "rb", inStage, types.PipelineExecutionStatusCancelled)
+		if src := stageState(t, c, "rb", "Source"); src.LatestExecution.Status != types.StageExecutionStatusSucceeded {
+			t.Errorf("the cancelled execution's stage = %s, want Succeeded", src.LatestExecution.Status)
+		}
 		_, err = c.RollbackStage(ctx, &codepipeline.RollbackStageInput{PipelineName: aws.String("rb"), StageName: aws.String("Ship"), TargetPipelineExecutionId: aws.String(first)})
 		wantCode(t, err, "PipelineExecutionOutdatedException")
 	})
