@@ -84,9 +84,9 @@ func crashRecovery(t *testing.T, db string) {
 	w := &crashWorker{c: c, done: map[string]int{}, handedAfterDone: map[string]int{}}
 	wctx, stopWorkers := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for range 4 {
+	for _, cat := range []types.ActionCategory{types.ActionCategorySource, types.ActionCategoryBuild, types.ActionCategoryBuild} {
 		wg.Add(1)
-		go func() { defer wg.Done(); w.run(wctx) }()
+		go func() { defer wg.Done(); w.run(wctx, cat) }()
 	}
 	defer func() { stopWorkers(); wg.Wait() }()
 
@@ -168,26 +168,20 @@ func retry(ctx context.Context, call func() error) error {
 	}
 }
 
-func (w *crashWorker) run(ctx context.Context) {
+// run long-polls one action type, as a worker does.
+func (w *crashWorker) run(ctx context.Context, cat types.ActionCategory) {
 	for ctx.Err() == nil {
-		got := 0
-		for _, cat := range []types.ActionCategory{types.ActionCategorySource, types.ActionCategoryBuild} {
-			var out *codepipeline.PollForJobsOutput
-			err := retry(ctx, func() (err error) {
-				out, err = w.c.PollForJobs(ctx, &codepipeline.PollForJobsInput{MaxBatchSize: aws.Int32(3),
-					ActionTypeId: &types.ActionTypeId{Category: cat, Owner: types.ActionOwnerCustom, Provider: aws.String("Step"), Version: aws.String("1")}})
-				return err
-			})
-			if err != nil {
-				continue
-			}
-			for _, j := range out.Jobs {
-				got++
-				w.handle(ctx, j)
-			}
+		var out *codepipeline.PollForJobsOutput
+		err := retry(ctx, func() (err error) {
+			out, err = w.c.PollForJobs(ctx, &codepipeline.PollForJobsInput{MaxBatchSize: aws.Int32(3),
+				ActionTypeId: &types.ActionTypeId{Category: cat, Owner: types.ActionOwnerCustom, Provider: aws.String("Step"), Version: aws.String("1")}})
+			return err
+		})
+		if err != nil {
+			continue
 		}
-		if got == 0 {
-			time.Sleep(10 * time.Millisecond)
+		for _, j := range out.Jobs {
+			w.handle(ctx, j)
 		}
 	}
 }

@@ -103,6 +103,7 @@ func startReplica(t *testing.T, database, dataDir string) *replica {
 		"PIPELINED_LISTEN="+addr, "PIPELINED_DATA_DIR="+dataDir, "PIPELINED_DATABASE="+database,
 		"PIPELINED_ROOT_ACCESS_KEY_ID="+rootKey, "PIPELINED_ROOT_SECRET_ACCESS_KEY="+rootSecret,
 		"PIPELINED_MASTER_KEY="+masterKey, "PIPELINED_ACCOUNT_ID=123456789012", "PIPELINED_LOG_LEVEL=warn",
+		"PIPELINED_JOB_POLL_WAIT=5s",
 	)
 	return launch(t, cmd, "http://"+addr)
 }
@@ -276,6 +277,43 @@ func TestTwoReplicasOnOnePostgres(t *testing.T) {
 		}
 	}
 	t.Logf("%d concurrent updates: %d stored as consecutive versions 4..%d, %d refused with ConcurrentModificationException", workers*perWorker, len(versionOf), last, failures)
+
+	// A worker long-polling replica A learns within milliseconds of a job
+	// queued through replica B (LISTEN/NOTIFY across replicas).
+	if _, err := ca.CreateCustomActionType(ctx, &codepipeline.CreateCustomActionTypeInput{
+		Category: types.ActionCategorySource, Provider: aws.String("Wake"), Version: aws.String("1"),
+		InputArtifactDetails: &types.ArtifactDetails{MinimumCount: 0, MaximumCount: 0}, OutputArtifactDetails: &types.ArtifactDetails{MinimumCount: 1, MaximumCount: 1},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	wakeType := &types.ActionTypeId{Category: types.ActionCategorySource, Owner: types.ActionOwnerCustom, Provider: aws.String("Wake"), Version: aws.String("1")}
+	type polled struct {
+		jobs int
+		at   time.Time
+	}
+	polls := make(chan polled, 1)
+	go func() {
+		out, err := ca.PollForJobs(ctx, &codepipeline.PollForJobsInput{ActionTypeId: wakeType})
+		if err != nil {
+			t.Error(err)
+			polls <- polled{}
+			return
+		}
+		polls <- polled{len(out.Jobs), time.Now()}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	wp := pipelineNamed("woken", "x")
+	wp.Stages[0].Actions[0].ActionTypeId = wakeType
+	wp.Stages[0].Actions[0].Configuration = nil
+	if _, err := cb.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: wp}); err != nil {
+		t.Fatal(err)
+	}
+	queued := time.Now()
+	p := <-polls
+	if p.jobs != 1 || p.at.Sub(queued) > time.Second {
+		t.Fatalf("the poll on A got %d jobs %v after B queued one", p.jobs, p.at.Sub(queued))
+	}
+	t.Logf("job queued on B → poll waiting on A answered %v later", p.at.Sub(queued))
 
 	if _, err := ca.DeletePipeline(ctx, &codepipeline.DeletePipelineInput{Name: aws.String("shared")}); err != nil {
 		t.Fatal(err)

@@ -61,8 +61,14 @@ type Engine struct {
 	byName  map[string]Executor
 }
 
-// JobsChannel is the store notification channel woken when jobs are queued.
+// JobsChannel is the store notification channel woken when jobs are
+// queued; the payload is the action type's JobTypeKey.
 const JobsChannel = "jobs"
+
+// JobTypeKey is how a job notification names its action type.
+func JobTypeKey(k actiontypes.Key) string {
+	return k.Owner + "/" + k.Category + "/" + k.Provider + "/" + k.Version
+}
 
 // New returns an Engine.
 func New(c Config) *Engine {
@@ -105,9 +111,9 @@ type txn struct {
 	execs    map[string]*Execution
 	dirty    map[string]bool
 	defs     map[int]*wire.PipelineDeclaration
-	latest   int // latest pipeline version, 0 until read
-	newJobs  bool
-	finished []string // executions that ended in this transition
+	latest   int             // latest pipeline version, 0 until read
+	newJobs  map[string]bool // action type keys of the jobs queued
+	finished []string        // executions that ended in this transition
 }
 
 // transact runs fn as one engine transition of a pipeline.
@@ -134,8 +140,8 @@ func (e *Engine) transact(ctx context.Context, pipeline string, fn func(t *txn) 
 	if err != nil {
 		return err
 	}
-	if t.newJobs {
-		if err := e.store.Notify(context.WithoutCancel(ctx), JobsChannel, pipeline); err != nil {
+	for key := range t.newJobs {
+		if err := e.store.Notify(context.WithoutCancel(ctx), JobsChannel, key); err != nil {
 			e.log.Warn("notify jobs", "err", err) // pollers also poll: a lost wake-up only delays
 		}
 	}

@@ -336,7 +336,10 @@ func (t *txn) queueJob(s *Step, typ *actiontypes.Type, continuation string) erro
 		}
 	}
 	run.JobID = t.e.newID()
-	t.newJobs = true
+	if t.newJobs == nil {
+		t.newJobs = map[string]bool{}
+	}
+	t.newJobs[JobTypeKey(key)] = true
 	return t.tx.PutJob(store.Job{
 		ID: run.JobID, ActionType: store.ActionTypeKey(key), QueryValue: query, Pipeline: x.Pipeline, ExecutionID: x.ID,
 		Status: store.JobQueued, Doc: doc, Created: t.now, Updated: t.now,

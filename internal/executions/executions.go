@@ -11,6 +11,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
 	"github.com/pipelined/pipelined/internal/caller"
@@ -39,12 +41,21 @@ type Service struct {
 	store     store.Store
 	pipelines Pipelines
 	account   string
+	pollWait  time.Duration
+	wake      wakeups
+	draining  chan struct{} // closed when the server shuts down
+	drainOnce sync.Once
 }
 
-// New returns a Service.
-func New(e *engine.Engine, st store.Store, p Pipelines, accountID string) *Service {
-	return &Service{engine: e, store: st, pipelines: p, account: accountID}
+// New returns a Service. pollWait is how long PollForJobs waits for a job
+// when none is queued (0: it answers at once).
+func New(e *engine.Engine, st store.Store, p Pipelines, accountID string, pollWait time.Duration) *Service {
+	return &Service{engine: e, store: st, pipelines: p, account: accountID, pollWait: pollWait, draining: make(chan struct{})}
 }
+
+// Drain ends the long polls in progress (with no jobs) and makes new ones
+// answer at once, so that a graceful shutdown does not wait for them.
+func (s *Service) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
 
 func (s *Service) pipelineNotFound(name string) error {
 	return wire.Errorf(wire.ErrPipelineNotFound, "Account '%s' does not have a pipeline with name '%s'", s.account, name)

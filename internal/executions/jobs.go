@@ -56,8 +56,7 @@ func (s *Service) PollForJobs(ctx context.Context, in *wire.PollForJobsInput) (*
 	if in.MaxBatchSize != nil {
 		max = *in.MaxBatchSize
 	}
-	jobs, err := s.store.ClaimJobs(ctx, store.ActionTypeKey(actiontypes.KeyOf(in.ActionTypeId)), query, max,
-		func() string { return uuid.NewString() }, time.Now().Add(s.engine.AckTimeout()))
+	jobs, err := s.claim(ctx, actiontypes.KeyOf(in.ActionTypeId), query, max)
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +69,41 @@ func (s *Service) PollForJobs(ctx context.Context, in *wire.PollForJobsInput) (*
 		out.Jobs = append(out.Jobs, wire.Job{Id: j.ID, Nonce: j.Nonce, AccountId: s.account, Data: data})
 	}
 	return out, nil
+}
+
+// pollFallback bounds how long a long poll sleeps without looking at the
+// store, should a wake-up be lost.
+const pollFallback = time.Second
+
+// claim claims jobs; when none is queued it waits, up to pollWait, for a
+// wake-up that a job of this type was queued (long polling), so that a
+// worker learns of a job within milliseconds instead of at its next poll.
+func (s *Service) claim(ctx context.Context, key actiontypes.Key, query *string, max int) ([]store.Job, error) {
+	deadline := time.Now().Add(s.pollWait)
+	for {
+		woken := s.wake.wait(engine.JobTypeKey(key))
+		jobs, err := s.store.ClaimJobs(ctx, store.ActionTypeKey(key), query, max,
+			func() string { return uuid.NewString() }, time.Now().Add(s.engine.AckTimeout()))
+		if err != nil || len(jobs) > 0 {
+			return jobs, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return jobs, nil
+		}
+		timer := time.NewTimer(min(left, pollFallback))
+		select {
+		case <-woken:
+		case <-timer.C:
+		case <-s.draining:
+			timer.Stop()
+			return nil, nil
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, nil // the caller went away: an empty answer nobody reads
+		}
+		timer.Stop()
+	}
 }
 
 // PollForThirdPartyJobs checks the action type; the third-party job

@@ -56,6 +56,7 @@ type Config struct {
 	SweepInterval   time.Duration // how often due timers are looked for
 	JobAckTimeout   time.Duration // a polled job returns to the queue unless acknowledged within it
 	ApprovalTimeout time.Duration // an approval without timeoutInMinutes fails after it (7 days)
+	JobPollWait     time.Duration // how long PollForJobs waits for a job when none is queued
 	// Executors registers extra action executors by action type (tests
 	// and programs that embed the server); they take precedence over the
 	// built-in ones.
@@ -64,13 +65,14 @@ type Config struct {
 
 // Server is a running pipelined.
 type Server struct {
-	cfg      Config
-	engine   *engine.Engine
-	log      *slog.Logger
-	store    store.Store
-	http     *http.Server
-	listener net.Listener
-	root     credentials.Root
+	cfg        Config
+	engine     *engine.Engine
+	executions *executions.Service
+	log        *slog.Logger
+	store      store.Store
+	http       *http.Server
+	listener   net.Listener
+	root       credentials.Root
 	// PublicURL is the URL clients reach the server at.
 	PublicURL string
 }
@@ -150,7 +152,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	for k, e := range cfg.Executors {
 		s.engine.RegisterExecutor(k, e)
 	}
-	ex = executions.New(s.engine, st, svc, cfg.AccountID)
+	ex = executions.New(s.engine, st, svc, cfg.AccountID, cfg.JobPollWait)
+	s.executions = ex
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.lookup}
@@ -209,12 +212,18 @@ func (s *Server) Serve(ctx context.Context) error {
 		defer close(sweeperDone)
 		s.engine.RunSweeper(sweepCtx, engine.SweeperConfig{Interval: s.cfg.SweepInterval})
 	}()
+	wakeupsDone := make(chan struct{})
+	go func() {
+		defer close(wakeupsDone)
+		s.executions.RunWakeups(sweepCtx, s.log)
+	}()
 	s.log.Info("pipelined serving", "listen", s.Addr(), "public_url", s.PublicURL, "region", s.cfg.Region, "account_id", s.cfg.AccountID)
 	var err error
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
 		s.log.Info("shutting down")
+		s.executions.Drain()
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		err = s.http.Shutdown(sctx)
 		cancel()
@@ -224,6 +233,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	// that another replica takes over at once.
 	stopSweeper()
 	<-sweeperDone
+	<-wakeupsDone
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
