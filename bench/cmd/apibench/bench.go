@@ -25,9 +25,11 @@ type bench struct {
 	masterKey string // shared by every pipelined, as replicas must
 	tmpl      *template
 	procs     procSet
-	schema    *pgSchema // nil without -postgres
-	failed    bool      // keep tmp (and its logs) for a post-mortem
-	report    *report
+	schema    *pgSchema     // nil without -postgres
+	failed    bool          // keep tmp (and its logs) for a post-mortem
+	report    *report       // the api suite's
+	engine    *engineReport // the engine suite's
+	perfFiles []string      // profiles recorded with -perf
 }
 
 // backend is one pipelined storage configuration. Its data outlives the
@@ -65,6 +67,7 @@ func newBench(o *options) (*bench, error) {
 		o: o, root: root, tmp: tmp, self: self, tmpl: tmpl,
 		masterKey: base64.StdEncoding.EncodeToString(key[:]),
 		report:    newReport(o),
+		engine:    newEngineReport(o),
 	}
 	return b, nil
 }
@@ -100,7 +103,10 @@ func (b *bench) close() error {
 
 // runAll runs every phase in report order.
 func (b *bench) runAll(ctx context.Context) (err error) {
-	defer func() { b.failed = err != nil }()
+	defer func() {
+		b.failed = err != nil
+		b.report.perfFiles = b.perfFiles
+	}()
 	b.report.machine = machineInfo(ctx)
 	if err := b.build(ctx); err != nil {
 		return err
@@ -176,6 +182,9 @@ func (b *bench) startPipelined(ctx context.Context, be *backend, replica int) (*
 	}
 	if be.database != "" {
 		args = append(args, "--database", be.database)
+	}
+	if b.o.pollWait != "" {
+		args = append(args, "--job-poll-wait", b.o.pollWait)
 	}
 	env := []string{
 		"PIPELINED_ROOT_ACCESS_KEY_ID=" + accessKeyID,

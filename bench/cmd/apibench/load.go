@@ -184,17 +184,19 @@ func throughput(ctx context.Context, c *client, conns int, d time.Duration, wl w
 
 // latency is the outcome of a sequential latency measurement.
 type latency struct {
-	N        int
-	P50, P99 time.Duration
-	Errors   int64
-	FirstErr string
+	N         int
+	P50, P99  time.Duration
+	Errors    int64
+	FirstErr  string
+	ServerCPU time.Duration // CPU the server used within the window; 0 without a probe
 }
 
 // measureLatency sends requests one after another on one connection for d
 // after a warm-up and returns the percentiles of the successful ones. One
 // connection and no concurrency measure the server's service time without
-// queueing behind other requests.
-func measureLatency(ctx context.Context, c *client, d time.Duration, wl workload) (latency, error) {
+// queueing behind other requests. probe, if not nil, measures the server's
+// CPU time over the window.
+func measureLatency(ctx context.Context, c *client, d time.Duration, wl workload, probe cpuProbe) (latency, error) {
 	w := &worker{c: c}
 	if wl.setup != nil {
 		if err := wl.setup(ctx, w); err != nil {
@@ -205,6 +207,7 @@ func measureLatency(ctx context.Context, c *client, d time.Duration, wl workload
 		samples []time.Duration
 		errs    errTally
 		win     = newWindow(d)
+		cpu     = sampleCPU(probe, win)
 	)
 	for ctx.Err() == nil {
 		start := time.Now()
@@ -226,7 +229,7 @@ func measureLatency(ctx context.Context, c *client, d time.Duration, wl workload
 	slices.Sort(samples)
 	return latency{
 		N: len(samples), P50: percentile(samples, 50), P99: percentile(samples, 99),
-		Errors: errs.n, FirstErr: errs.first,
+		Errors: errs.n, FirstErr: errs.first, ServerCPU: cpu(),
 	}, nil
 }
 

@@ -1,12 +1,24 @@
-// Command apibench measures pipelined's API throughput, latency, memory and
+// Command apibench measures pipelined through its API. It builds
+// ./cmd/pipelined, runs every server as its own child process, drives them
+// with one SigV4-signing client, and prints a markdown report. See
+// bench/README.md for what each number means.
+//
+// The api suite (the default) measures API throughput, latency, memory and
 // write rate against a loopback no-op HTTP server (the ceiling of the HTTP
-// path on this machine), moto_server (for scale), and pipelined on SQLite and
-// PostgreSQL. It builds ./cmd/pipelined, runs every server as its own child
-// process, drives them all with one SigV4-signing client, and prints a
-// markdown report. See bench/README.md for what each number means.
+// path on this machine), moto_server (for scale), and pipelined on SQLite
+// and PostgreSQL:
 //
 //	go run ./bench/cmd/apibench [-duration 5s] [-conns 4] [-pipelines 10000] \
 //	    [-postgres DSN] [-moto=true] [-out FILE] [-perf DIR]
+//
+// The engine suite measures running pipelines: the orchestration overhead
+// of a 10-stage pipeline whose custom actions complete at once, and
+// -executions concurrent executions of a PARALLEL pipeline, with job
+// workers in this process:
+//
+//	go run ./bench/cmd/apibench -suite engine [-duration 5s] [-executions 1000] \
+//	    [-workers 8] [-starters 4] [-timeout 10m] [-job-poll-wait D] \
+//	    [-postgres DSN] [-out FILE] [-perf DIR]
 package main
 
 import (
@@ -25,6 +37,7 @@ import (
 
 // options are apibench's flags.
 type options struct {
+	suite     string // "api" or "engine"
 	duration  time.Duration
 	conns     int
 	pipelines int
@@ -33,11 +46,19 @@ type options struct {
 	out       string
 	perfDir   string
 	serveNoop string // hidden: run the no-op server on this address and nothing else
+
+	// The engine suite.
+	executions int           // concurrent executions of the PARALLEL pipeline
+	workers    int           // job workers draining them
+	starters   int           // goroutines calling StartPipelineExecution
+	timeout    time.Duration // bound on the concurrent run
+	pollWait   string        // --job-poll-wait for the servers; empty: the server's default
 }
 
 func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("apibench", flag.ContinueOnError)
+	fs.StringVar(&o.suite, "suite", "api", "what to measure: `api` (API throughput, latency, memory) or engine (running pipelines)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "how long each measurement runs (plus a short warm-up)")
 	fs.IntVar(&o.conns, "conns", 4, "concurrent connections (closed-loop workers) for throughput and fill")
 	fs.IntVar(&o.pipelines, "pipelines", 10000, "pipelines stored for the large-store latency measurement")
@@ -45,6 +66,11 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.moto, "moto", true, "also measure moto_server (must be on PATH)")
 	fs.StringVar(&o.out, "out", "", "also write the markdown report to this file")
 	fs.StringVar(&o.perfDir, "perf", "", "record a `perf record -g` CPU profile of the pipelined server(s) during each throughput measurement into this `dir`")
+	fs.IntVar(&o.executions, "executions", 1000, "engine suite: executions of the PARALLEL pipeline started at once")
+	fs.IntVar(&o.workers, "workers", 8, "engine suite: job workers (goroutines) draining the concurrent executions")
+	fs.IntVar(&o.starters, "starters", 4, "engine suite: goroutines calling StartPipelineExecution concurrently")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "engine suite: give up on the concurrent executions after this")
+	fs.StringVar(&o.pollWait, "job-poll-wait", "", "engine suite: pass --job-poll-wait with this `duration` to the servers (0: PollForJobs answers at once); default: the server's default")
 	fs.StringVar(&o.serveNoop, "serve-noop", "", "internal: serve the no-op handler on this address")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -53,12 +79,23 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	switch {
+	case o.suite != "api" && o.suite != "engine":
+		return nil, fmt.Errorf("-suite must be api or engine, not %q", o.suite)
 	case o.duration <= 0:
 		return nil, errors.New("-duration must be positive")
 	case o.conns < 1:
 		return nil, errors.New("-conns must be at least 1")
 	case o.pipelines < seedPipelines:
 		return nil, fmt.Errorf("-pipelines must be at least %d", seedPipelines)
+	case o.executions < 1 || o.workers < 1 || o.starters < 1:
+		return nil, errors.New("-executions, -workers and -starters must be at least 1")
+	case o.timeout <= 0:
+		return nil, errors.New("-timeout must be positive")
+	}
+	if o.pollWait != "" {
+		if _, err := time.ParseDuration(o.pollWait); err != nil {
+			return nil, fmt.Errorf("-job-poll-wait: %w", err)
+		}
 	}
 	return o, nil
 }
@@ -105,16 +142,21 @@ func run(ctx context.Context, o *options, stdout io.Writer) (err error) {
 		}
 	}()
 
-	if err := b.runAll(ctx); err != nil {
+	var rep suiteReport = b.report
+	runSuite := b.runAll
+	if o.suite == "engine" {
+		rep, runSuite = b.engine, b.runEngine
+	}
+	if err := runSuite(ctx); err != nil {
 		// Print what was measured so far: a partial report still helps.
-		if b.report.hasData() {
-			b.report.write(stdout)
+		if rep.hasData() {
+			rep.write(stdout)
 		}
 		return err
 	}
 
 	var buf strings.Builder
-	b.report.write(&buf)
+	rep.write(&buf)
 	if _, err := io.WriteString(stdout, buf.String()); err != nil {
 		return err
 	}
@@ -124,8 +166,15 @@ func run(ctx context.Context, o *options, stdout io.Writer) (err error) {
 		}
 		log.Printf("report written to %s", o.out)
 	}
-	if n := b.report.totalErrors(); n > 0 {
+	if n := rep.totalErrors(); n > 0 {
 		return fmt.Errorf("the run had %d failed requests; see the Errors section of the report", n)
 	}
 	return nil
+}
+
+// suiteReport is the report of one suite.
+type suiteReport interface {
+	hasData() bool
+	write(w io.Writer)
+	totalErrors() int64
 }

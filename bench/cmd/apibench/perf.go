@@ -65,7 +65,7 @@ func (b *bench) startPerf(label string, servers ...*server) (stop func()) {
 			log.Printf("perf for %s did not stop; killed", label)
 			return
 		}
-		b.report.perfFiles = append(b.report.perfFiles, file)
+		b.perfFiles = append(b.perfFiles, file)
 	}
 }
 

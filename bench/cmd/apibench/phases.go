@@ -165,7 +165,7 @@ func (b *bench) latencies(ctx context.Context, be *backend, c *client, middle *r
 			continue
 		}
 		log.Printf("latency: %s, %d pipelines: %s", be.name, be.stored, call)
-		l, err := measureLatency(ctx, c, b.o.duration, fixedCall(r))
+		l, err := measureLatency(ctx, c, b.o.duration, fixedCall(r), nil)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", be.name, call, err)
 		}

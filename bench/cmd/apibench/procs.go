@@ -166,29 +166,37 @@ const clockTick = 10 * time.Millisecond
 // cpuTime is the CPU time (user and system) the process has used so far,
 // from /proc/PID/stat, with its threads.
 func (p *proc) cpuTime() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	_, t, err := statCPU(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	return t, err
+}
+
+// statCPU reads a /proc/PID/stat file: the command name and the CPU time
+// (user and system, with its threads) the process has used so far.
+func statCPU(path string) (comm string, cpu time.Duration, err error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, err
+		return "", 0, err
 	}
-	// The command name (field 2) may contain spaces; fields are counted
-	// from the ')' that closes it. utime and stime are fields 14 and 15.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", p.cmd.Process.Pid)
+	// The command name (field 2) is in parentheses and may contain spaces;
+	// fields are counted from the ')' that closes it. utime and stime are
+	// fields 14 and 15.
+	open, i := strings.IndexByte(string(b), '('), strings.LastIndexByte(string(b), ')')
+	if open < 0 || i < open {
+		return "", 0, fmt.Errorf("malformed %s", path)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", p.cmd.Process.Pid)
+		return "", 0, fmt.Errorf("malformed %s", path)
 	}
 	var ticks int64
 	for _, field := range f[11:13] {
 		n, err := strconv.ParseInt(field, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", p.cmd.Process.Pid, err)
+			return "", 0, fmt.Errorf("%s: %w", path, err)
 		}
 		ticks += n
 	}
-	return time.Duration(ticks) * clockTick, nil
+	return string(b[open+1 : i]), time.Duration(ticks) * clockTick, nil
 }
 
 // waitReady polls check until it succeeds, the child exits, or readyTimeout

@@ -115,6 +115,19 @@ func machineInfo(ctx context.Context) machine {
 	return m
 }
 
+// write lists where and how the run happened, as the first lines of a
+// report.
+func (m machine) write(w io.Writer, started, finished time.Time, command string) {
+	fmt.Fprintf(w, "- Date: %s\n", m.date)
+	fmt.Fprintf(w, "- Machine: %d CPUs (nproc), %s, Linux %s\n", m.nproc, m.cpu, m.kernel)
+	fmt.Fprintf(w, "- Go: %s\n", m.goVersion)
+	fmt.Fprintf(w, "- Load average (1 5 15 min): %s at start, %s at end\n", m.loadStart, loadAvg())
+	if !finished.IsZero() {
+		fmt.Fprintf(w, "- Measurements took %s\n", finished.Sub(started).Round(time.Second))
+	}
+	fmt.Fprintf(w, "- Command: `%s`\n", command)
+}
+
 func cpuModel() string {
 	b, err := os.ReadFile("/proc/cpuinfo")
 	if err != nil {
@@ -177,16 +190,8 @@ func (r *report) write(w io.Writer) {
 }
 
 func (r *report) header(w io.Writer) {
-	m := r.machine
 	fmt.Fprintf(w, "# pipelined API benchmark\n\n")
-	fmt.Fprintf(w, "- Date: %s\n", m.date)
-	fmt.Fprintf(w, "- Machine: %d CPUs (nproc), %s, Linux %s\n", m.nproc, m.cpu, m.kernel)
-	fmt.Fprintf(w, "- Go: %s\n", m.goVersion)
-	fmt.Fprintf(w, "- Load average (1 5 15 min): %s at start, %s at end\n", m.loadStart, loadAvg())
-	if !r.finished.IsZero() {
-		fmt.Fprintf(w, "- Measurements took %s\n", r.finished.Sub(r.started).Round(time.Second))
-	}
-	fmt.Fprintf(w, "- Command: `%s`\n", r.command)
+	r.machine.write(w, r.started, r.finished, r.command)
 	fmt.Fprintf(w, "- Each measurement: %s after a %s warm-up; throughput with %d connections in a closed loop; latency on 1 connection, sequential\n\n",
 		r.o.duration, warmup(r.o.duration), r.o.conns)
 	if n := r.totalErrors(); n > 0 {
