@@ -53,12 +53,8 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (string, error) {
 				return wire.Errorf(wire.ErrValidation, "sourceRevisions names action '%s', which is not a source action of pipeline '%s'", action, req.Pipeline)
 			}
 		}
-		active, err := t.tx.ActiveExecutions()
-		if err != nil {
-			return err
-		}
-		if len(active) >= maxActive {
-			return wire.Errorf(wire.ErrConcurrentPipelineExecutionsLimitExceeded, "Pipeline '%s' already has %d executions in progress or waiting", req.Pipeline, len(active))
+		if t.rt.Active >= maxActive {
+			return wire.Errorf(wire.ErrConcurrentPipelineExecutionsLimitExceeded, "Pipeline '%s' already has %d executions in progress or waiting", req.Pipeline, t.rt.Active)
 		}
 		x := &Execution{
 			ID: e.newID(), Pipeline: req.Pipeline, PipelineVersion: t.latest, Status: StatusInProgress,
@@ -70,6 +66,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (string, error) {
 		}
 		id = x.ID
 		t.touch(x)
+		t.rt.Active++
 		if err := t.arrive(x); err != nil {
 			return err
 		}
@@ -225,6 +222,7 @@ func (e *Engine) Retry(ctx context.Context, pipeline, stage, id string, allActio
 		st.Retries++
 		st.Status = StatusInProgress
 		x.Status, x.StatusSummary, x.StopMode, x.StopReason = StatusInProgress, "", "", ""
+		t.rt.Active++
 		if x.Mode != ModeParallel {
 			slot.Holder = x.ID
 		}
@@ -282,6 +280,7 @@ func (e *Engine) Rollback(ctx context.Context, pipeline, stage, target string) (
 		}
 		id = x.ID
 		t.touch(x)
+		t.rt.Active++
 		if err := t.arrive(x); err != nil {
 			return err
 		}

@@ -238,6 +238,9 @@ func (t *txn) admit(stage string) error {
 
 // finish ends an execution.
 func (t *txn) finish(x *Execution, status, summary string) {
+	if x.Active() && t.rt.Active > 0 {
+		t.rt.Active--
+	}
 	if x.Waiting && x.Stage < len(x.Stages) {
 		slot := t.rt.slot(x.Stages[x.Stage].Name)
 		slot.Waiting = remove(slot.Waiting, x.ID)

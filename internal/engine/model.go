@@ -139,6 +139,10 @@ func (x *Execution) Active() bool {
 // who waits at each inbound transition, and the transitions' state.
 type Runtime struct {
 	Stages map[string]*StageSlot `json:"stages"`
+	// Active counts the pipeline's executions in progress or waiting, kept
+	// in the same transactions that start and end them (so StartPipelineExecution
+	// checks its limit without reading every active execution).
+	Active int `json:"active"`
 }
 
 // StageSlot is the runtime state of one stage.
