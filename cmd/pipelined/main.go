@@ -34,6 +34,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "admin":
+		return adminMain(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "pipelined", versionString())
 		return 0
@@ -68,9 +70,12 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `pipelined: a self-hosted continuous-delivery server that speaks the AWS CodePipeline API.
 
 Usage:
-  pipelined serve [flags]   run the server
-  pipelined version         print the version
-  pipelined help            show this help
+  pipelined serve [flags]            run the server
+  pipelined admin <command> [flags]  operator commands against a running server: register third-party
+                                     action types, issue, revoke and list third-party clients
+                                     (pipelined admin help lists them)
+  pipelined version                  print the version
+  pipelined help                     show this help
 
 Flags of serve (each also set by the environment variable shown):
 `)

@@ -7,6 +7,9 @@ package actiontypes
 
 import (
 	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
 
 	"github.com/pipelined/pipelined/internal/wire"
 )
@@ -140,4 +143,66 @@ func BuiltinIndex() map[Key]*Type {
 		m[KeyOf(t.Id)] = t
 	}
 	return m
+}
+
+// templateRef matches the {Config:Name} placeholders of URL templates.
+var templateRef = regexp.MustCompile(`\{Config:([^}]*)\}`)
+
+// Validate applies the rules of CreateCustomActionType that the service
+// model does not state (custom and third-party types alike): unique property
+// names; at most one queryable property, which is required, not secret and
+// of type String; minimum artifact counts not above maximums; URL templates
+// that are absolute http(s) URLs naming only declared properties. Errors are
+// ValidationExceptions.
+func Validate(t *Type) error {
+	names := map[string]bool{}
+	queryable := ""
+	for _, p := range t.ActionConfigurationProperties {
+		if names[p.Name] {
+			return wire.Errorf(wire.ErrValidation, "Configuration property '%s' is declared more than once", p.Name)
+		}
+		names[p.Name] = true
+		if p.Queryable != nil && *p.Queryable {
+			if queryable != "" {
+				return wire.Errorf(wire.ErrValidation, "Only one configuration property may be queryable; '%s' and '%s' both are", queryable, p.Name)
+			}
+			queryable = p.Name
+			if p.Required == nil || !*p.Required {
+				return wire.Errorf(wire.ErrValidation, "Queryable configuration property '%s' must be required", p.Name)
+			}
+			if p.Secret != nil && *p.Secret {
+				return wire.Errorf(wire.ErrValidation, "Queryable configuration property '%s' must not be secret", p.Name)
+			}
+		}
+		if p.Queryable != nil && *p.Queryable && p.Type != "" && p.Type != wire.ActionConfigurationPropertyTypeString {
+			return wire.Errorf(wire.ErrValidation, "Queryable configuration property '%s' must be of type String", p.Name)
+		}
+	}
+	for _, d := range []*wire.ArtifactDetails{t.InputArtifactDetails, t.OutputArtifactDetails} {
+		if min, max := Counts(d); min > max {
+			return wire.Errorf(wire.ErrValidation, "Artifact details have a minimumCount (%d) greater than the maximumCount (%d)", min, max)
+		}
+	}
+	st := t.Settings
+	for field, tmpl := range map[string]string{
+		"settings.entityUrlTemplate": st.EntityUrlTemplate, "settings.executionUrlTemplate": st.ExecutionUrlTemplate,
+		"settings.revisionUrlTemplate": st.RevisionUrlTemplate, "settings.thirdPartyConfigurationUrl": st.ThirdPartyConfigurationUrl,
+	} {
+		if tmpl == "" {
+			continue
+		}
+		for _, m := range templateRef.FindAllStringSubmatch(tmpl, -1) {
+			if !names[m[1]] {
+				return wire.Errorf(wire.ErrValidation, "%s refers to {Config:%s}, which is not a configuration property of the action type", field, m[1])
+			}
+		}
+		// Placeholders are filled in later; what remains must be an absolute http(s) URL.
+		filled := templateRef.ReplaceAllString(tmpl, "x")
+		filled = strings.NewReplacer("{ExternalExecutionId}", "x", "{RevisionId}", "x").Replace(filled)
+		u, err := url.Parse(filled)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return wire.Errorf(wire.ErrValidation, "%s must be an absolute http or https URL template, got '%s'", field, tmpl)
+		}
+	}
+	return nil
 }

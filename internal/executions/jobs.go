@@ -106,15 +106,6 @@ func (s *Service) claim(ctx context.Context, key actiontypes.Key, query *string,
 	}
 }
 
-// PollForThirdPartyJobs checks the action type; the third-party job
-// protocol is not built yet.
-func (s *Service) PollForThirdPartyJobs(ctx context.Context, in *wire.PollForThirdPartyJobsInput) (*wire.PollForThirdPartyJobsOutput, error) {
-	if _, err := s.requirePollableType(ctx, in.ActionTypeId, "ThirdParty"); err != nil {
-		return nil, err
-	}
-	return nil, wire.NotImplemented("PollForThirdPartyJobs")
-}
-
 // jobData is the job data a worker receives: secret configuration values
 // appear in clear here, and only here.
 func (s *Service) jobData(j store.Job) (*wire.JobData, error) {
@@ -140,6 +131,17 @@ func (s *Service) jobData(j store.Job) (*wire.JobData, error) {
 	return &data, nil
 }
 
+// customJob reads a job of a custom action type: the custom-job operations
+// do not reach third-party jobs, which belong to their client (as on
+// CodePipeline, where the two protocols are separate).
+func (s *Service) customJob(ctx context.Context, id string) (store.Job, error) {
+	j, err := s.job(ctx, id)
+	if err == nil && j.ActionType.Owner != "Custom" {
+		return store.Job{}, wire.Errorf(wire.ErrJobNotFound, "Job %s does not exist", id)
+	}
+	return j, err
+}
+
 func (s *Service) job(ctx context.Context, id string) (store.Job, error) {
 	j, err := s.store.GetJob(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -150,7 +152,7 @@ func (s *Service) job(ctx context.Context, id string) (store.Job, error) {
 
 // AcknowledgeJob confirms that the worker holding the nonce took the job.
 func (s *Service) AcknowledgeJob(ctx context.Context, in *wire.AcknowledgeJobInput) (*wire.AcknowledgeJobOutput, error) {
-	j, err := s.job(ctx, in.JobId)
+	j, err := s.customJob(ctx, in.JobId)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +165,7 @@ func (s *Service) AcknowledgeJob(ctx context.Context, in *wire.AcknowledgeJobInp
 
 // GetJobDetails returns a job's data.
 func (s *Service) GetJobDetails(ctx context.Context, in *wire.GetJobDetailsInput) (*wire.GetJobDetailsOutput, error) {
-	j, err := s.job(ctx, in.JobId)
+	j, err := s.customJob(ctx, in.JobId)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +190,7 @@ func (s *Service) PutJobSuccessResult(ctx context.Context, in *wire.PutJobSucces
 	if size > maxOutputVariablesSize {
 		return wire.Errorf(wire.ErrOutputVariablesSizeExceeded, "The output variables take %d bytes; the limit is %d", size, maxOutputVariablesSize)
 	}
-	j, err := s.job(ctx, in.JobId)
+	j, err := s.customJob(ctx, in.JobId)
 	if err != nil {
 		return err
 	}
@@ -204,7 +206,7 @@ func (s *Service) PutJobSuccessResult(ctx context.Context, in *wire.PutJobSucces
 
 // PutJobFailureResult reports a job failed.
 func (s *Service) PutJobFailureResult(ctx context.Context, in *wire.PutJobFailureResultInput) error {
-	j, err := s.job(ctx, in.JobId)
+	j, err := s.customJob(ctx, in.JobId)
 	if err != nil {
 		return err
 	}

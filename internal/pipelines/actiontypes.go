@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"reflect"
-	"regexp"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
@@ -28,9 +25,6 @@ func validationErr(format string, args ...any) error {
 	return wire.Errorf(wire.ErrValidation, format, args...)
 }
 
-// templateRef matches the {Config:Name} placeholders of URL templates.
-var templateRef = regexp.MustCompile(`\{Config:([^}]*)\}`)
-
 // CreateCustomActionType registers an action type of owner Custom. Creating
 // one that exists with the identical definition returns it; re-creating a
 // deleted one with the identical definition restores it; any other reuse of
@@ -48,10 +42,10 @@ func (s *Service) CreateCustomActionType(ctx context.Context, in *wire.CreateCus
 	if t.Settings == nil {
 		t.Settings = &wire.ActionTypeSettings{}
 	}
-	if err := validateCustomType(t); err != nil {
+	if err := actiontypes.Validate(t); err != nil {
 		return nil, err
 	}
-	if err := validateTags(in.Tags, 0); err != nil {
+	if err := ValidateTags(in.Tags); err != nil {
 		return nil, err
 	}
 	def, err := json.Marshal(t)
@@ -123,61 +117,6 @@ func (s *Service) countCustomTypes(ctx context.Context) (int, error) {
 		}
 		after = &page[len(page)-1].ActionTypeKey
 	}
-}
-
-// validateCustomType applies the rules of CreateCustomActionType that the
-// model does not state.
-func validateCustomType(t *actiontypes.Type) error {
-	names := map[string]bool{}
-	queryable := ""
-	for _, p := range t.ActionConfigurationProperties {
-		if names[p.Name] {
-			return validationErr("Configuration property '%s' is declared more than once", p.Name)
-		}
-		names[p.Name] = true
-		if p.Queryable != nil && *p.Queryable {
-			if queryable != "" {
-				return validationErr("Only one configuration property may be queryable; '%s' and '%s' both are", queryable, p.Name)
-			}
-			queryable = p.Name
-			if p.Required == nil || !*p.Required {
-				return validationErr("Queryable configuration property '%s' must be required", p.Name)
-			}
-			if p.Secret != nil && *p.Secret {
-				return validationErr("Queryable configuration property '%s' must not be secret", p.Name)
-			}
-		}
-		if p.Queryable != nil && *p.Queryable && p.Type != "" && p.Type != wire.ActionConfigurationPropertyTypeString {
-			return validationErr("Queryable configuration property '%s' must be of type String", p.Name)
-		}
-	}
-	for _, d := range []*wire.ArtifactDetails{t.InputArtifactDetails, t.OutputArtifactDetails} {
-		if min, max := actiontypes.Counts(d); min > max {
-			return validationErr("Artifact details have a minimumCount (%d) greater than the maximumCount (%d)", min, max)
-		}
-	}
-	st := t.Settings
-	for field, tmpl := range map[string]string{
-		"settings.entityUrlTemplate": st.EntityUrlTemplate, "settings.executionUrlTemplate": st.ExecutionUrlTemplate,
-		"settings.revisionUrlTemplate": st.RevisionUrlTemplate, "settings.thirdPartyConfigurationUrl": st.ThirdPartyConfigurationUrl,
-	} {
-		if tmpl == "" {
-			continue
-		}
-		for _, m := range templateRef.FindAllStringSubmatch(tmpl, -1) {
-			if !names[m[1]] {
-				return validationErr("%s refers to {Config:%s}, which is not a configuration property of the action type", field, m[1])
-			}
-		}
-		// Placeholders are filled in later; what remains must be an absolute http(s) URL.
-		filled := templateRef.ReplaceAllString(tmpl, "x")
-		filled = strings.NewReplacer("{ExternalExecutionId}", "x", "{RevisionId}", "x").Replace(filled)
-		u, err := url.Parse(filled)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return validationErr("%s must be an absolute http or https URL template, got '%s'", field, tmpl)
-		}
-	}
-	return nil
 }
 
 // DeleteCustomActionType marks a custom action type deleted. Pipelines can no

@@ -117,7 +117,7 @@ func (s *Service) CreatePipeline(ctx context.Context, in *wire.CreatePipelineInp
 	if err := s.validate(ctx, p); err != nil {
 		return nil, err
 	}
-	if err := validateTags(in.Tags, 0); err != nil {
+	if err := ValidateTags(in.Tags); err != nil {
 		return nil, err
 	}
 	if err := s.sealSecrets(ctx, p, nil); err != nil {

@@ -55,7 +55,7 @@ func (s *Service) TagResource(ctx context.Context, in *wire.TagResourceInput) (*
 	if err != nil {
 		return nil, err
 	}
-	if err := validateTags(in.Tags, 0); err != nil {
+	if err := ValidateTags(in.Tags); err != nil {
 		return nil, err
 	}
 	err = s.store.UpdateTags(ctx, res, func(cur []store.Tag) ([]store.Tag, error) {

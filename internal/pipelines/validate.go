@@ -263,8 +263,9 @@ func checkCount(kind, action string, n int, d *wire.ArtifactDetails) error {
 	return nil
 }
 
-// validateTags checks tags as CodePipeline does.
-func validateTags(tags []wire.Tag, existing int) error {
+// ValidateTags checks the tags of a create or TagResource request as
+// CodePipeline does (the total after merging is checked separately).
+func ValidateTags(tags []wire.Tag) error {
 	seen := map[string]bool{}
 	for _, t := range tags {
 		if strings.HasPrefix(strings.ToLower(t.Key), "aws:") {
@@ -275,7 +276,7 @@ func validateTags(tags []wire.Tag, existing int) error {
 		}
 		seen[t.Key] = true
 	}
-	if existing+len(tags) > maxTags {
+	if len(tags) > maxTags {
 		return wire.Errorf(wire.ErrTooManyTags, "A resource can have at most %d tags", maxTags)
 	}
 	return nil

@@ -67,8 +67,26 @@ func (a api) PollForJobs(ctx context.Context, in *wire.PollForJobsInput) (*wire.
 	return a.ex.PollForJobs(ctx, in)
 }
 
+// The third-party job protocol (internal/executions/thirdparty.go).
+
 func (a api) PollForThirdPartyJobs(ctx context.Context, in *wire.PollForThirdPartyJobsInput) (*wire.PollForThirdPartyJobsOutput, error) {
-	return a.ex.PollForThirdPartyJobs(ctx, in)
+	return a.ex.PollThirdPartyJobs(ctx, in)
+}
+
+func (a api) GetThirdPartyJobDetails(ctx context.Context, in *wire.GetThirdPartyJobDetailsInput) (*wire.GetThirdPartyJobDetailsOutput, error) {
+	return a.ex.GetThirdPartyJobDetails(ctx, in)
+}
+
+func (a api) AcknowledgeThirdPartyJob(ctx context.Context, in *wire.AcknowledgeThirdPartyJobInput) (*wire.AcknowledgeThirdPartyJobOutput, error) {
+	return a.ex.AcknowledgeThirdPartyJob(ctx, in)
+}
+
+func (a api) PutThirdPartyJobSuccessResult(ctx context.Context, in *wire.PutThirdPartyJobSuccessResultInput) error {
+	return a.ex.PutThirdPartyJobSuccessResult(ctx, in)
+}
+
+func (a api) PutThirdPartyJobFailureResult(ctx context.Context, in *wire.PutThirdPartyJobFailureResultInput) error {
+	return a.ex.PutThirdPartyJobFailureResult(ctx, in)
 }
 
 func (a api) AcknowledgeJob(ctx context.Context, in *wire.AcknowledgeJobInput) (*wire.AcknowledgeJobOutput, error) {

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
+	"github.com/pipelined/pipelined/internal/admin"
 	"github.com/pipelined/pipelined/internal/awsjson"
 	"github.com/pipelined/pipelined/internal/credentials"
 	"github.com/pipelined/pipelined/internal/engine"
@@ -172,6 +173,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// The operator API (third-party action types and clients), signed by the
+	// root credentials for its own signing service.
+	mux.Handle(admin.PathPrefix, admin.New(admin.Config{
+		Store: st, Pipelines: svc, Logger: log,
+		Verifier: &sigv4.Verifier{Region: cfg.Region, Service: admin.SigningService, Lookup: s.lookup},
+	}))
 	mux.Handle("/", api)
 	s.http = &http.Server{
 		Handler:           mux,

@@ -284,4 +284,67 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
 	Close() error
+
+	// Third-party clients: see the section below.
+	ThirdPartyClients
+}
+
+// ---------------------------------------------------------------------------
+// Third-party clients
+// ---------------------------------------------------------------------------
+
+// ThirdPartyClient is a clientId/clientToken pair issued for one pipeline
+// action of a ThirdParty action type: what a partner receives when a customer
+// connects an action to it. The store keeps a hash of the token, never the
+// token.
+type ThirdPartyClient struct {
+	ID string // chosen by the caller; unique in the store
+	// The pipeline action the client is for, and the action type the action
+	// had when the client was issued.
+	Pipeline   string
+	Stage      string
+	Action     string
+	ActionType ActionTypeKey
+	// PipelineCreated is the Created time of the pipeline the client was
+	// issued for, kept as given: a pipeline deleted and created again under
+	// the same name is another pipeline, whose actions the client does not
+	// cover.
+	PipelineCreated time.Time
+	// TokenHash is a hash of the client token (the caller's choice of
+	// hash); unique in the store. Kept byte for byte.
+	TokenHash []byte
+	// Created is assigned by the store; Revoked is zero while the client is
+	// active and set by the store when it is revoked.
+	Created time.Time
+	Revoked time.Time
+}
+
+// Active reports whether the client has not been revoked.
+func (c ThirdPartyClient) Active() bool { return c.Revoked.IsZero() }
+
+// ThirdPartyClients stores third-party clients. A pipeline action has at
+// most one active client at a time; revoked clients stay (for listing) and
+// never become active again.
+type ThirdPartyClients interface {
+	// CreateClient stores a new active client (Created: now, Revoked:
+	// zero, whatever c says) and returns it as stored. ErrAlreadyExists
+	// when the ID or the TokenHash is taken, or when the pipeline action
+	// already has an active client.
+	CreateClient(ctx context.Context, c ThirdPartyClient) (ThirdPartyClient, error)
+	// GetClient reads a client by ID, revoked ones included (ErrNotFound).
+	GetClient(ctx context.Context, id string) (ThirdPartyClient, error)
+	// ClientByTokenHash finds the client whose TokenHash equals hash,
+	// revoked ones included (ErrNotFound).
+	ClientByTokenHash(ctx context.Context, hash []byte) (ThirdPartyClient, error)
+	// ActionClient returns the active client of a pipeline action
+	// (ErrNotFound when it has none).
+	ActionClient(ctx context.Context, pipeline, stage, action string) (ThirdPartyClient, error)
+	// RevokeClient revokes a client (Revoked: now) and returns it. Revoking
+	// a revoked client changes nothing and returns it. ErrNotFound when
+	// there is no such client.
+	RevokeClient(ctx context.Context, id string) (ThirdPartyClient, error)
+	// ListClients returns the clients of a pipeline ("" for every
+	// pipeline), revoked ones included, ordered by pipeline, stage, action,
+	// then Created and ID (byte order).
+	ListClients(ctx context.Context, pipeline string) ([]ThirdPartyClient, error)
 }

@@ -152,10 +152,10 @@ func TestJobWorker(t *testing.T) {
 	}
 	// The pollers run concurrently: the last stage's job may be reported
 	// before the one whose first report was refused.
+	// Wait on the recorder, not the fake server: the server counts a result
+	// before the worker records its answer.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		f.mu.Lock()
-		n := len(f.put)
-		f.mu.Unlock()
+		n := rec.stats()[callPut].N
 		if n == 3 {
 			break
 		}

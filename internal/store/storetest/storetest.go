@@ -103,6 +103,7 @@ func Run(t *testing.T, h Harness) {
 	tests = append(tests, notifyTests...)
 	tests = append(tests, handleTests...)
 	tests = append(tests, engineTests...)
+	tests = append(tests, clientTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
