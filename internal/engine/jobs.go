@@ -400,3 +400,9 @@ func (t *txn) recordOutputs(x *Execution, run *ActionRun, job *JobDoc, revision 
 	}
 	return nil
 }
+
+// JobExecutor returns the job-worker executor, for action types whose work
+// a worker does outside the engine: external workers over the job protocol,
+// or in-server workers (the built-in S3 actions) that claim jobs from the
+// store and report through Acknowledge and CompleteJob like any worker.
+func JobExecutor() Executor { return jobExecutor{} }
