@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -111,6 +112,7 @@ type txn struct {
 	pipeline string
 	now      time.Time
 	rt       *Runtime
+	rtDoc    []byte // the runtime document as read
 	execs    map[string]*Execution
 	dirty    map[string]bool
 	defs     map[int]*wire.PipelineDeclaration
@@ -129,7 +131,7 @@ func (e *Engine) transact(ctx context.Context, pipeline string, fn func(t *txn) 
 		if err != nil {
 			return err
 		}
-		t.rt = &Runtime{}
+		t.rt, t.rtDoc = &Runtime{}, doc
 		if doc != nil {
 			if err := json.Unmarshal(doc, t.rt); err != nil {
 				return fmt.Errorf("decode runtime of %q: %w", pipeline, err)
@@ -172,6 +174,9 @@ func (t *txn) flush() error {
 	doc, err := json.Marshal(t.rt)
 	if err != nil {
 		return err
+	}
+	if bytes.Equal(doc, t.rtDoc) {
+		return nil // unchanged (an acknowledgement): spare the write
 	}
 	return t.tx.SetRuntime(doc)
 }

@@ -64,8 +64,13 @@ func (s *Step) SetTimer(name string, due time.Time, data any) error {
 	if ex == nil {
 		return fmt.Errorf("engine: no executor for %s", actiontypes.KeyOf(s.Action.ActionTypeId))
 	}
-	return s.t.setTimer(stepTimerID(s.Run, name), due, TimerPayload{
-		Executor: ex.Name(), ExecutionID: s.Execution.ID, ActionExec: s.Run.ExecutionID, Data: raw,
+	return s.t.setAttemptTimer(ex.Name(), s.Execution.ID, s.Run.ExecutionID, name, due, raw)
+}
+
+// setAttemptTimer sets a named timer of an action attempt for an executor.
+func (t *txn) setAttemptTimer(executor, executionID, actionExec, name string, due time.Time, data json.RawMessage) error {
+	return t.setTimer(actionExec+":"+name, due, TimerPayload{
+		Executor: executor, ExecutionID: executionID, ActionExec: actionExec, Data: data,
 	})
 }
 

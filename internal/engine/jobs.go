@@ -159,19 +159,23 @@ func (e *Engine) Acknowledge(ctx context.Context, pipeline, jobID, nonce string)
 			if err := t.tx.PutJob(j); err != nil {
 				return err
 			}
-			step, err := t.jobStep(j, doc)
+			// The timer is set from the job's own document: no need to read
+			// the execution (the timer checks the attempt when it fires).
+			data, err := json.Marshal(jobTimerData{JobID: j.ID})
 			if err != nil {
 				return err
 			}
-			if step != nil {
-				if err := step.SetTimer(jobTimer, j.Deadline, jobTimerData{JobID: j.ID}); err != nil {
-					return err
-				}
+			if err := t.setAttemptTimer(jobExecutor{}.Name(), j.ExecutionID, doc.ActionExec, jobTimer, j.Deadline, data); err != nil {
+				return err
 			}
 		case JobInProgress:
 			// Acknowledging twice with the right nonce is harmless.
 		}
 		status = j.Status
+		if status != JobInProgress {
+			// Abandoned, timed out or finished: the job is over for its worker.
+			status = JobFailed
+		}
 		return nil
 	})
 	return status, err

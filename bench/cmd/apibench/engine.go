@@ -65,6 +65,11 @@ func (b *bench) runEngine(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	for _, be := range backends {
+		if err := b.jobsOn(ctx, be); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
