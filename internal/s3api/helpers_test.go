@@ -1,0 +1,181 @@
+package s3api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/pipelined/pipelined/internal/sigv4"
+)
+
+const (
+	testRegion = "us-east-1"
+	rootAKID   = "AKIAROOTEXAMPLE"
+	rootSecret = "rootSecretKeyForTests/0123456789abcdef"
+	jobAKID    = "ASIAJOBEXAMPLE"
+	jobSecret  = "jobSecretKeyForTests/0123456789abcdefXYZ"
+	jobToken   = "FQoGZXIvYXdzEPT//////////wEaDjobtoken+x/y="
+)
+
+// testAuth lets the root key do anything and the job key read and write
+// only under artifacts/job1/.
+type testAuth struct{}
+
+func (testAuth) Lookup(_ context.Context, id string) (sigv4.Credential, error) {
+	switch id {
+	case rootAKID:
+		return sigv4.Credential{AccessKeyID: id, SecretAccessKey: rootSecret, Principal: "root"}, nil
+	case jobAKID:
+		return sigv4.Credential{AccessKeyID: id, SecretAccessKey: jobSecret, SessionToken: jobToken,
+			Principal: "job1", Expires: time.Now().Add(time.Hour)}, nil
+	}
+	return sigv4.Credential{}, fmt.Errorf("%q: %w", id, sigv4.ErrUnknownAccessKey)
+}
+
+func (testAuth) Allow(_ context.Context, c sigv4.Credential, op Op, bucket, key string) bool {
+	if c.Principal == "root" {
+		return true
+	}
+	return bucket == "artifacts" && (op == Read || op == Write) && strings.HasPrefix(key, "job1/")
+}
+
+// wireLog records what arrived on the wire, to show that the clients'
+// default configuration really used aws-chunked.
+type wireLog struct {
+	mu       sync.Mutex
+	payloads map[string]int // x-amz-content-sha256 marker (or "hex") -> count
+	chunked  int            // requests with Content-Encoding: aws-chunked
+}
+
+func (l *wireLog) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l.mu.Lock()
+		p := r.Header.Get("X-Amz-Content-Sha256")
+		if len(p) == 64 {
+			p = "hex"
+		}
+		l.payloads[p]++
+		if strings.Contains(r.Header.Get("Content-Encoding"), "aws-chunked") {
+			l.chunked++
+		}
+		l.mu.Unlock()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (l *wireLog) snapshot() (map[string]int, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := map[string]int{}
+	for k, v := range l.payloads {
+		m[k] = v
+	}
+	return m, l.chunked
+}
+
+type testEnv struct {
+	h    *Handler
+	srv  *httptest.Server
+	dir  string // the store's directory
+	root string // its parent: nothing but dir may appear there
+	wire *wireLog
+}
+
+// newEnv starts the handler behind a TLS test server: the SDKs send
+// trailing checksums (aws-chunked) only over HTTPS.
+func newEnv(t testing.TB) *testEnv {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "store")
+	logLevel := slog.LevelWarn
+	if testing.Verbose() {
+		logLevel = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+	h, err := New(dir, testRegion, testAuth{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wl := &wireLog{payloads: map[string]int{}}
+	srv := httptest.NewTLSServer(wl.wrap(h))
+	t.Cleanup(srv.Close)
+	return &testEnv{h: h, srv: srv, dir: dir, root: root, wire: wl}
+}
+
+func (e *testEnv) client(akid, secret, token string, opts ...func(*s3.Options)) *s3.Client {
+	o := s3.Options{
+		Region:       testRegion,
+		BaseEndpoint: aws.String(e.srv.URL),
+		UsePathStyle: true,
+		HTTPClient:   e.srv.Client(),
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: akid, SecretAccessKey: secret, SessionToken: token}, nil
+		}),
+		Retryer: aws.NopRetryer{},
+	}
+	return s3.New(o, opts...)
+}
+
+func (e *testEnv) root3() *s3.Client { return e.client(rootAKID, rootSecret, "") }
+
+// randomFile writes n pseudo-random bytes to a file and returns its path
+// and SHA-256.
+func randomFile(t testing.TB, dir string, n int64, seed uint64) (string, string) {
+	t.Helper()
+	path := filepath.Join(dir, fmt.Sprintf("rand-%d-%d", n, seed))
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	src := rand.NewChaCha8([32]byte{byte(seed)})
+	if _, err := io.CopyN(io.MultiWriter(f, h), src, n); err != nil {
+		t.Fatal(err)
+	}
+	return path, hex.EncodeToString(h.Sum(nil))
+}
+
+func fileSHA(t testing.TB, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// storeFiles lists the regular files under the store's bucket and upload
+// directories, relative to dir.
+func (e *testEnv) storeFiles(t testing.TB) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(e.dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.HasSuffix(p, ".created") {
+			rel, _ := filepath.Rel(e.dir, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	return out
+}

@@ -1,0 +1,391 @@
+package s3api
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// uploadMeta is uploads/<id>/upload.json.
+type uploadMeta struct {
+	Bucket      string            `json:"bucket"`
+	Key         string            `json:"key"`
+	ContentType string            `json:"contentType,omitempty"`
+	Headers     map[string]string `json:"headers,omitempty"`
+	UserMeta    map[string]string `json:"meta,omitempty"`
+	Algo        string            `json:"checksumAlgorithm,omitempty"`
+	Initiated   time.Time         `json:"initiated"`
+}
+
+// partMeta is uploads/<id>/<n>.json.
+type partMeta struct {
+	Number    int               `json:"n"`
+	Size      int64             `json:"size"`
+	ETag      string            `json:"etag"`
+	Checksums map[string]string `json:"checksums,omitempty"`
+	Data      string            `json:"data"`
+	Modified  time.Time         `json:"modified"`
+}
+
+var uploadIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+func (h *Handler) uploadDir(id string) string { return filepath.Join(h.st.root, "uploads", id) }
+
+// loadUpload finds the upload named by the request's uploadId, checking it
+// belongs to the request's bucket and key.
+func (h *Handler) loadUpload(q *request) (string, *uploadMeta, *s3Error) {
+	id := q.get("uploadId")
+	if !uploadIDRE.MatchString(id) {
+		return "", nil, errNoSuchUpload()
+	}
+	raw, err := os.ReadFile(filepath.Join(h.uploadDir(id), "upload.json"))
+	if err != nil {
+		return "", nil, errNoSuchUpload()
+	}
+	var u uploadMeta
+	if json.Unmarshal(raw, &u) != nil || u.Bucket != q.bucket || u.Key != q.key {
+		return "", nil, errNoSuchUpload()
+	}
+	return id, &u, nil
+}
+
+func writeJSONFile(s *store, path string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	f, err := s.tempFile()
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(raw); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+func (h *Handler) createUpload(q *request) *s3Error {
+	if _, e := h.readSmallBody(q); e != nil {
+		return e
+	}
+	ctype, headers, user := requestMeta(q.r)
+	algo := strings.ToLower(q.r.Header.Get("x-amz-checksum-algorithm"))
+	if algo != "" {
+		if _, ok := checksumAlgos[algo]; !ok {
+			return errInvalidRequest("Invalid checksum algorithm: " + algo)
+		}
+	}
+	id := randHex(16)
+	u := uploadMeta{Bucket: q.bucket, Key: q.key, ContentType: ctype, Headers: headers, UserMeta: user, Algo: algo, Initiated: time.Now().UTC()}
+	if err := os.Mkdir(h.uploadDir(id), 0o700); err != nil {
+		return errInternal()
+	}
+	if err := writeJSONFile(h.st, filepath.Join(h.uploadDir(id), "upload.json"), u); err != nil {
+		os.RemoveAll(h.uploadDir(id))
+		return errInternal()
+	}
+	type result struct {
+		XMLName  xml.Name `xml:"InitiateMultipartUploadResult"`
+		NS       string   `xml:"xmlns,attr"`
+		Bucket   string
+		Key      string
+		UploadId string
+	}
+	if algo != "" {
+		q.w.Header().Set("x-amz-checksum-algorithm", strings.ToUpper(algo))
+	}
+	return writeXML(q.w, 200, result{NS: s3NS, Bucket: q.bucket, Key: q.key, UploadId: id})
+}
+
+func (h *Handler) uploadPart(q *request) *s3Error {
+	n, err := strconv.Atoi(q.get("partNumber"))
+	if err != nil || n < 1 || n > maxParts {
+		return errInvalidArgument("Part number must be an integer between 1 and 10000, inclusive")
+	}
+	id, u, e := h.loadUpload(q)
+	if e != nil {
+		return e
+	}
+	wr, e := h.writeBody(q, u.Algo)
+	if e != nil {
+		return e
+	}
+	dir := h.uploadDir(id)
+	pm := partMeta{Number: n, Size: wr.size, ETag: wr.md5, Checksums: wr.checksums, Data: fmt.Sprintf("%05d.%s", n, randHex(8)), Modified: time.Now().UTC()}
+	if err := os.Rename(wr.path, filepath.Join(dir, pm.Data)); err != nil {
+		os.Remove(wr.path)
+		if errors.Is(err, fs.ErrNotExist) { // aborted meanwhile
+			return errNoSuchUpload()
+		}
+		return errInternal()
+	}
+	old, _ := readPart(filepath.Join(dir, strconv.Itoa(n)+".json"))
+	if err := writeJSONFile(h.st, filepath.Join(dir, strconv.Itoa(n)+".json"), pm); err != nil {
+		os.Remove(filepath.Join(dir, pm.Data))
+		if errors.Is(err, fs.ErrNotExist) {
+			return errNoSuchUpload()
+		}
+		return errInternal()
+	}
+	if old != nil && old.Data != pm.Data {
+		os.Remove(filepath.Join(dir, filepath.Base(old.Data)))
+	}
+	q.w.Header().Set("ETag", `"`+pm.ETag+`"`)
+	for a, v := range pm.Checksums {
+		q.w.Header().Set(checksumHeader(a), v)
+	}
+	q.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func readPart(path string) (*partMeta, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var p partMeta
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func (h *Handler) parts(id string) (map[int]*partMeta, error) {
+	ents, err := os.ReadDir(h.uploadDir(id))
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]*partMeta{}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		n, err := strconv.Atoi(name)
+		if !ok || err != nil {
+			continue
+		}
+		p, err := readPart(filepath.Join(h.uploadDir(id), e.Name()))
+		if err != nil {
+			continue
+		}
+		out[n] = p
+	}
+	return out, nil
+}
+
+type completePart struct {
+	PartNumber        int
+	ETag              string
+	ChecksumCRC32     string
+	ChecksumCRC32C    string
+	ChecksumCRC64NVME string
+	ChecksumSHA1      string
+	ChecksumSHA256    string
+}
+
+func (p completePart) checksums() map[string]string {
+	m := map[string]string{}
+	for a, v := range map[string]string{"crc32": p.ChecksumCRC32, "crc32c": p.ChecksumCRC32C, "crc64nvme": p.ChecksumCRC64NVME, "sha1": p.ChecksumSHA1, "sha256": p.ChecksumSHA256} {
+		if v != "" {
+			m[a] = v
+		}
+	}
+	return m
+}
+
+func (h *Handler) completeUpload(q *request) *s3Error {
+	id, u, e := h.loadUpload(q)
+	if e != nil {
+		return e
+	}
+	body, e := h.readSmallBody(q)
+	if e != nil {
+		return e
+	}
+	var req struct {
+		XMLName xml.Name       `xml:"CompleteMultipartUpload"`
+		Parts   []completePart `xml:"Part"`
+	}
+	if err := xml.Unmarshal(body, &req); err != nil || len(req.Parts) == 0 || len(req.Parts) > maxParts {
+		return errMalformedXML()
+	}
+	have, err := h.parts(id)
+	if err != nil {
+		return errNoSuchUpload()
+	}
+	var chosen []*partMeta
+	prev := 0
+	for _, p := range req.Parts {
+		if p.PartNumber <= prev {
+			return errInvalidPartOrder()
+		}
+		prev = p.PartNumber
+	}
+	for i, p := range req.Parts {
+		pm := have[p.PartNumber]
+		if pm == nil || strings.Trim(p.ETag, `" `) != pm.ETag {
+			return errInvalidPart()
+		}
+		for a, v := range p.checksums() {
+			if got, ok := pm.Checksums[a]; ok && got != v {
+				return errInvalidPart()
+			}
+		}
+		if i < len(req.Parts)-1 && pm.Size < minPartSize {
+			return errEntityTooSmall()
+		}
+		chosen = append(chosen, pm)
+	}
+
+	// Concatenate the parts into one file. (A rename-only scheme would
+	// avoid the copy, but one file per object keeps reads simple.)
+	f, err := h.st.tempFile()
+	if err != nil {
+		return errInternal()
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	etags := md5.New()
+	var size int64
+	buf := make([]byte, copyBufSize)
+	for _, pm := range chosen {
+		pf, err := os.Open(filepath.Join(h.uploadDir(id), filepath.Base(pm.Data)))
+		if err != nil {
+			return errInvalidPart()
+		}
+		n, err := io.CopyBuffer(f, pf, buf)
+		pf.Close()
+		if err != nil || n != pm.Size {
+			h.log.Error("s3 complete: copy part", "err", err)
+			return errInternal()
+		}
+		size += n
+		raw, _ := hex.DecodeString(pm.ETag)
+		etags.Write(raw)
+	}
+	if err := f.Sync(); err != nil {
+		return errInternal()
+	}
+	if err := f.Close(); err != nil {
+		return errInternal()
+	}
+	etag := fmt.Sprintf("%s-%d", hex.EncodeToString(etags.Sum(nil)), len(chosen))
+	m := &objMeta{
+		Key: u.Key, Size: size, ETag: etag, ContentType: u.ContentType, Headers: u.Headers,
+		UserMeta: u.UserMeta, Modified: time.Now().UTC(), Parts: len(chosen),
+	}
+	if err := h.st.commit(q.bucket, f.Name(), m); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return errNoSuchBucket()
+		}
+		return errInternal()
+	}
+	committed = true
+	os.RemoveAll(h.uploadDir(id))
+	type result struct {
+		XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
+		NS       string   `xml:"xmlns,attr"`
+		Location string
+		Bucket   string
+		Key      string
+		ETag     string
+	}
+	return writeXML(q.w, 200, result{NS: s3NS, Location: "/" + q.bucket + "/" + q.key, Bucket: q.bucket, Key: q.key, ETag: `"` + etag + `"`})
+}
+
+func (h *Handler) abortUpload(q *request) *s3Error {
+	id, _, e := h.loadUpload(q)
+	if e != nil {
+		return e
+	}
+	if err := os.RemoveAll(h.uploadDir(id)); err != nil {
+		return errInternal()
+	}
+	q.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *Handler) listParts(q *request) *s3Error {
+	id, u, e := h.loadUpload(q)
+	if e != nil {
+		return e
+	}
+	have, err := h.parts(id)
+	if err != nil {
+		return errNoSuchUpload()
+	}
+	marker, _ := strconv.Atoi(q.get("part-number-marker"))
+	maxParts := 1000
+	if v, err := strconv.Atoi(q.get("max-parts")); err == nil && v >= 0 {
+		maxParts = min(v, 1000)
+	}
+	nums := make([]int, 0, len(have))
+	for n := range have {
+		if n > marker {
+			nums = append(nums, n)
+		}
+	}
+	sort.Ints(nums)
+	type part struct {
+		PartNumber     int
+		LastModified   string
+		ETag           string
+		Size           int64
+		ChecksumCRC32  string `xml:",omitempty"`
+		ChecksumCRC32C string `xml:",omitempty"`
+		ChecksumSHA1   string `xml:",omitempty"`
+		ChecksumSHA256 string `xml:",omitempty"`
+	}
+	type result struct {
+		XMLName              xml.Name `xml:"ListPartsResult"`
+		NS                   string   `xml:"xmlns,attr"`
+		Bucket               string
+		Key                  string
+		UploadId             string
+		PartNumberMarker     int
+		NextPartNumberMarker int
+		MaxParts             int
+		IsTruncated          bool
+		Parts                []part `xml:"Part"`
+	}
+	out := result{NS: s3NS, Bucket: q.bucket, Key: u.Key, UploadId: id, PartNumberMarker: marker, MaxParts: maxParts}
+	for i, n := range nums {
+		if i >= maxParts {
+			out.IsTruncated = true
+			break
+		}
+		p := have[n]
+		out.Parts = append(out.Parts, part{
+			PartNumber: n, LastModified: p.Modified.Format(time.RFC3339Nano), ETag: `"` + p.ETag + `"`, Size: p.Size,
+			ChecksumCRC32: p.Checksums["crc32"], ChecksumCRC32C: p.Checksums["crc32c"],
+			ChecksumSHA1: p.Checksums["sha1"], ChecksumSHA256: p.Checksums["sha256"],
+		})
+		out.NextPartNumberMarker = n
+	}
+	return writeXML(q.w, 200, out)
+}
