@@ -127,6 +127,11 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.DurationVar(&o.cfg.JobAckTimeout, "job-ack-timeout", 5*time.Minute, "a job handed to a worker by PollForJobs returns to the queue, under a new nonce, unless acknowledged within this")
 	fs.DurationVar(&o.cfg.JobPollWait, "job-poll-wait", 10*time.Second, "PollForJobs waits up to this for a job when none is queued, and answers within milliseconds when one is (long polling; 0 answers at once)")
 	fs.DurationVar(&o.cfg.ApprovalTimeout, "approval-timeout", 7*24*time.Hour, "a manual approval without timeoutInMinutes fails after this")
+	fs.DurationVar(&o.cfg.ArtifactCredentialsTTL, "artifact-credentials-ttl", time.Hour, "how long the artifactCredentials in job data last (15m to 1h); workers renew them with GetJobDetails")
+	fs.StringVar(&o.cfg.ArtifactS3Endpoint, "artifact-s3-endpoint", "", "use an external S3-compatible artifact store at this URL (credentials from the standard AWS chain) instead of the embedded one")
+	fs.StringVar(&o.cfg.ArtifactRoleARN, "artifact-role-arn", "", "external artifact store: the role STS AssumeRole issues job credentials for (narrowed to each job's objects by a session policy)")
+	fs.StringVar(&o.cfg.ArtifactSTSEndpoint, "artifact-sts-endpoint", "", "external artifact store: the STS endpoint URL (default: the AWS SDK's standard resolution)")
+	fs.DurationVar(&o.cfg.SourcePollInterval, "source-poll-interval", time.Minute, "how often S3 source actions with PollForSourceChanges check their object, starting an execution when it changed (negative: never)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	return fs, o

@@ -10,11 +10,13 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
+	"github.com/pipelined/pipelined/internal/artifacts"
 	"github.com/pipelined/pipelined/internal/caller"
 	"github.com/pipelined/pipelined/internal/engine"
 	"github.com/pipelined/pipelined/internal/store"
@@ -45,6 +47,9 @@ type Service struct {
 	wake      wakeups
 	draining  chan struct{} // closed when the server shuts down
 	drainOnce sync.Once
+	// minter issues artifactCredentials (nil: none); see artifacts.go.
+	minter artifacts.Minter
+	log    *slog.Logger
 }
 
 // New returns a Service. pollWait is how long PollForJobs waits for a job

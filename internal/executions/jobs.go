@@ -66,6 +66,12 @@ func (s *Service) PollForJobs(ctx context.Context, in *wire.PollForJobsInput) (*
 		if err != nil {
 			return nil, err
 		}
+		// The jobs are claimed: a failure to issue credentials must not
+		// lose them. The worker gets the job without credentials (and
+		// GetJobDetails, which tries again, reports the error).
+		if err := s.addArtifactCredentials(ctx, j, data); err != nil {
+			s.logArtifactError(j, err)
+		}
 		out.Jobs = append(out.Jobs, wire.Job{Id: j.ID, Nonce: j.Nonce, AccountId: s.account, Data: data})
 	}
 	return out, nil
@@ -171,6 +177,9 @@ func (s *Service) GetJobDetails(ctx context.Context, in *wire.GetJobDetailsInput
 	}
 	data, err := s.jobData(j)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.addArtifactCredentials(ctx, j, data); err != nil {
 		return nil, err
 	}
 	return &wire.GetJobDetailsOutput{JobDetails: &wire.JobDetails{Id: j.ID, AccountId: s.account, Data: data}}, nil

@@ -210,6 +210,9 @@ func (s *Service) GetThirdPartyJobDetails(ctx context.Context, in *wire.GetThird
 	if err != nil {
 		return nil, err
 	}
+	if err := s.addArtifactCredentials(ctx, j, data); err != nil {
+		return nil, err
+	}
 	td := wire.ThirdPartyJobData(*data)
 	if pc := td.PipelineContext; pc != nil {
 		c := *pc

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -23,6 +24,7 @@ import (
 	"github.com/pipelined/pipelined/internal/actiontypes"
 	"github.com/pipelined/pipelined/internal/admin"
 	"github.com/pipelined/pipelined/internal/awsjson"
+	"github.com/pipelined/pipelined/internal/builtin"
 	"github.com/pipelined/pipelined/internal/credentials"
 	"github.com/pipelined/pipelined/internal/engine"
 	"github.com/pipelined/pipelined/internal/executions"
@@ -62,6 +64,24 @@ type Config struct {
 	// and programs that embed the server); they take precedence over the
 	// built-in ones.
 	Executors map[actiontypes.Key]engine.Executor
+
+	// Artifact store and job credentials (see artifacts.go in this
+	// package). With no ArtifactS3Endpoint the embedded store serves
+	// objects from DataDir/artifacts on this listener.
+	ArtifactCredentialsTTL time.Duration // 15m-1h; zero: 1h
+	ArtifactS3Endpoint     string        // an external S3-compatible store
+	ArtifactRoleARN        string        // external store: the role STS AssumeRole issues job credentials for
+	ArtifactSTSEndpoint    string        // external store: the STS endpoint ("": the standard resolution)
+	// ArtifactAWSConfig, when set, is the AWS SDK configuration STS is
+	// called with (tests); otherwise the standard chain.
+	ArtifactAWSConfig *aws.Config
+	// ArtifactNow, when set, is the clock of the embedded store's job
+	// credentials (tests move it to exercise renewal).
+	ArtifactNow func() time.Time
+
+	// Built-in S3 actions (internal/builtin; see builtin.go in this package).
+	SourcePollInterval time.Duration    // how often polled S3 sources are checked (0: 1m; negative: never)
+	BuiltinS3          *builtin.Options // nil: the S3 the artifact store is on; tests point it elsewhere
 }
 
 // Server is a running pipelined.
@@ -74,6 +94,7 @@ type Server struct {
 	http       *http.Server
 	listener   net.Listener
 	root       credentials.Root
+	builtin    *builtin.Runner // built-in S3 action workers and source poller (builtin.go)
 	// PublicURL is the URL clients reach the server at.
 	PublicURL string
 }
@@ -150,11 +171,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Store: st, Definitions: svc, Logger: log,
 		AckTimeout: cfg.JobAckTimeout, DefaultApprovalTimeout: cfg.ApprovalTimeout,
 	})
+	// Built-in S3 actions become jobs, run by the workers of internal/builtin.
+	for _, k := range builtin.Keys() {
+		s.engine.RegisterExecutor(k, engine.JobExecutor())
+	}
 	for k, e := range cfg.Executors {
 		s.engine.RegisterExecutor(k, e)
 	}
 	ex = executions.New(s.engine, st, svc, cfg.AccountID, cfg.JobPollWait)
 	s.executions = ex
+	s.builtin = builtin.New(s.engine, st, svc, s.builtinOptions()) // built-in S3 actions
+	artifactHandler, err := s.setupArtifacts(ctx, sealer)
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.lookup}
@@ -179,7 +211,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Store: st, Pipelines: svc, Logger: log,
 		Verifier: &sigv4.Verifier{Region: cfg.Region, Service: admin.SigningService, Lookup: s.lookup},
 	}))
-	mux.Handle("/", api)
+	mux.Handle("/", routeAPIOrS3(api, artifactHandler))
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -224,12 +256,19 @@ func (s *Server) Serve(ctx context.Context) error {
 		defer close(wakeupsDone)
 		s.executions.RunWakeups(sweepCtx, s.log)
 	}()
+	// Built-in S3 action workers and source poller: stopped first on shutdown,
+	// since their S3 I/O may go through this server's own listener.
+	builtinCtx, stopBuiltin := context.WithCancel(context.WithoutCancel(ctx))
+	builtinDone := make(chan struct{})
+	go func() { defer close(builtinDone); s.builtin.Run(builtinCtx) }()
 	s.log.Info("pipelined serving", "listen", s.Addr(), "public_url", s.PublicURL, "region", s.cfg.Region, "account_id", s.cfg.AccountID)
 	var err error
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
 		s.log.Info("shutting down")
+		stopBuiltin() // built-in S3 actions: let jobs in flight finish
+		<-builtinDone
 		s.executions.Drain()
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		err = s.http.Shutdown(sctx)
@@ -238,6 +277,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	// The sweeper stops after the last request, and releases its lease so
 	// that another replica takes over at once.
+	stopBuiltin()
+	<-builtinDone
 	stopSweeper()
 	<-sweeperDone
 	<-wakeupsDone
