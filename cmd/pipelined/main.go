@@ -125,6 +125,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.IntVar(&o.cfg.MaxPipelines, "max-pipelines", 10000, "the most pipelines the server holds (LimitExceededException past it)")
 	fs.DurationVar(&o.cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.DurationVar(&o.cfg.JobAckTimeout, "job-ack-timeout", 5*time.Minute, "a job handed to a worker by PollForJobs returns to the queue, under a new nonce, unless acknowledged within this")
+	fs.DurationVar(&o.cfg.JobTimeout, "job-timeout", time.Hour, "an acknowledged job whose action and action type set no timeout fails unless it reports a result within this")
 	fs.DurationVar(&o.cfg.JobPollWait, "job-poll-wait", 10*time.Second, "PollForJobs waits up to this for a job when none is queued, and answers within milliseconds when one is (long polling; 0 answers at once)")
 	fs.DurationVar(&o.cfg.ApprovalTimeout, "approval-timeout", 7*24*time.Hour, "a manual approval without timeoutInMinutes fails after this")
 	fs.DurationVar(&o.cfg.ArtifactCredentialsTTL, "artifact-credentials-ttl", time.Hour, "how long the artifactCredentials in job data last (15m to 1h); workers renew them with GetJobDetails")

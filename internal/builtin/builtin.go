@@ -299,7 +299,7 @@ func (r *Runner) runJob(ctx context.Context, sj store.Job, run runFunc) {
 		return // abandoned meanwhile
 	}
 	log = log.With("stage", j.doc.Stage, "action", j.doc.Action)
-	timeout := time.Duration(j.doc.TimeoutMinutes) * time.Minute
+	timeout := time.Duration(j.doc.TimeoutSeconds) * time.Second
 	if timeout <= 0 {
 		timeout = time.Hour
 	}
@@ -311,7 +311,7 @@ func (r *Runner) runJob(ctx context.Context, sj store.Job, run runFunc) {
 		case ctx.Err() != nil:
 			res = failure(wire.FailureTypeSystemUnavailable, "The action was interrupted because pipelined shut down while it ran; retry the stage")
 		case runCtx.Err() != nil:
-			res = failure(wire.FailureTypeJobFailed, "The action did not finish within %d minutes", j.doc.TimeoutMinutes)
+			res = failure(wire.FailureTypeJobFailed, "The action did not finish within %s", timeout)
 		}
 	}
 	if res.ok {

@@ -61,7 +61,7 @@ func (jobExecutor) Timer(s *Step, data json.RawMessage) error {
 	if err := t.tx.PutJob(j); err != nil {
 		return err
 	}
-	s.Fail("TimedOut", fmt.Sprintf("The job did not report a result within %d minutes", doc.TimeoutMinutes), "")
+	s.Fail("TimedOut", fmt.Sprintf("The job did not report a result within %s", time.Duration(doc.TimeoutSeconds)*time.Second), "")
 	return nil
 }
 
@@ -155,7 +155,7 @@ func (e *Engine) Acknowledge(ctx context.Context, pipeline, jobID, nonce string)
 				return wire.Errorf(wire.ErrInvalidNonce, "Job %s was not acknowledged in time and was returned to the queue", jobID)
 			}
 			j.Status, j.Updated = JobInProgress, t.now
-			j.Deadline = t.now.Add(time.Duration(doc.TimeoutMinutes) * time.Minute)
+			j.Deadline = t.now.Add(time.Duration(doc.TimeoutSeconds) * time.Second)
 			if err := t.tx.PutJob(j); err != nil {
 				return err
 			}
@@ -322,14 +322,16 @@ func (t *txn) queueJob(s *Step, typ *actiontypes.Type, continuation string) erro
 	if err != nil {
 		return err
 	}
-	timeout := typ.JobTimeoutMinutes
+	// The action's timeoutInMinutes, else its type's job timeout, else the
+	// engine's default.
+	timeout := time.Duration(typ.JobTimeoutMinutes) * time.Minute
 	if ad.TimeoutInMinutes != nil {
-		timeout = *ad.TimeoutInMinutes
+		timeout = time.Duration(*ad.TimeoutInMinutes) * time.Minute
 	}
 	if timeout <= 0 {
-		timeout = int(t.e.jobTO / time.Minute)
+		timeout = t.e.jobTO
 	}
-	doc, err := json.Marshal(JobDoc{Stage: run.Stage, Action: run.Name, ActionExec: run.ExecutionID, Attempt: run.Attempt, Continuation: continuation, Data: raw, TimeoutMinutes: timeout})
+	doc, err := json.Marshal(JobDoc{Stage: run.Stage, Action: run.Name, ActionExec: run.ExecutionID, Attempt: run.Attempt, Continuation: continuation, Data: raw, TimeoutSeconds: int(max(timeout/time.Second, 1))})
 	if err != nil {
 		return err
 	}

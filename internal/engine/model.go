@@ -191,8 +191,8 @@ type JobDoc struct {
 	Continuation string `json:"continuationToken,omitempty"`
 	// Data is the JSON of the job's wire.JobData, secrets sealed.
 	Data []byte `json:"data"`
-	// TimeoutMinutes is how long an acknowledged job may run.
-	TimeoutMinutes int `json:"timeoutMinutes"`
+	// TimeoutSeconds is how long an acknowledged job may run.
+	TimeoutSeconds int `json:"timeoutSeconds"`
 }
 
 // TimerPayload is the payload of a store.Timer: which executor set it, for

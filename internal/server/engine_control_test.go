@@ -606,3 +606,29 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// An acknowledged job that reports nothing within its timeout fails its
+// action; a late result is refused.
+func TestJobTimeout(t *testing.T) {
+	servertest.EachBackend(t, func(t *testing.T, backend servertest.Options) {
+		_, c := engineServer(t, backend, func(cfg *server.Config) { cfg.JobTimeout = 300 * time.Millisecond })
+		ctx := context.Background()
+		id := create(t, c, gatePipeline("slow", ""))
+		var job types.Job
+		waitFor(t, "the source job", func() bool {
+			out := must(c.PollForJobs(ctx, &codepipeline.PollForJobsInput{ActionTypeId: srcType}))
+			if len(out.Jobs) > 0 {
+				job = out.Jobs[0]
+			}
+			return len(out.Jobs) > 0
+		})
+		must(c.AcknowledgeJob(ctx, &codepipeline.AcknowledgeJobInput{JobId: job.Id, Nonce: job.Nonce}))
+		waitStatus(t, c, "slow", id, types.PipelineExecutionStatusFailed)
+		a := stageState(t, c, "slow", "Source").ActionStates[0].LatestExecution
+		if a.ErrorDetails == nil || aws.ToString(a.ErrorDetails.Code) != "TimedOut" {
+			t.Errorf("timed-out job's action = %+v", a)
+		}
+		_, err := c.PutJobSuccessResult(ctx, &codepipeline.PutJobSuccessResultInput{JobId: job.Id})
+		wantCode(t, err, "InvalidJobStateException")
+	})
+}
