@@ -65,6 +65,7 @@ func (b *bench) jobsOn(ctx context.Context, be *backend) error {
 	rec.record(true)
 	var jobs atomic.Int64
 	var finished atomic.Int64
+	stopPerf := b.startPerf("engine jobs "+be.name, srv)
 	start := time.Now()
 	stop := startWorkers(ctx, b.o.workers, jobWorker{c: c, rec: rec, idle: idlePoll, batch: 1,
 		received: func(polledJob) { jobs.Add(1) },
@@ -75,6 +76,7 @@ func (b *bench) jobsOn(ctx context.Context, be *backend) error {
 		time.Sleep(time.Millisecond)
 	}
 	row := jobsRow{backend: be.name, jobs: jobs.Load(), took: time.Since(start)}
+	stopPerf()
 	stop()
 	rec.record(false)
 	if finished.Load() < want {
