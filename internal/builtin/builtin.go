@@ -60,6 +60,11 @@ type Options struct {
 	Credentials aws.CredentialsProvider
 	// HTTPClient carries S3 requests (nil: the SDK's default).
 	HTTPClient *http.Client
+	// EnsureArtifactBucket, when set, makes sure the pipeline's artifact
+	// bucket exists before a Source writes its output artifact (the
+	// embedded store creates it on first use, as it does for job workers;
+	// an external S3's artifact bucket must exist already).
+	EnsureArtifactBucket func(ctx context.Context, bucket string) error
 
 	// PollInterval is how often Source/AWS/S3/1 objects with
 	// PollForSourceChanges are checked (0: one minute; negative: never).

@@ -34,6 +34,11 @@ func (r *Runner) runSource(ctx context.Context, j *job) result {
 		return *fail
 	}
 	defer body.Close()
+	if ensure := r.o.EnsureArtifactBucket; ensure != nil {
+		if err := ensure(ctx, out.BucketName); err != nil {
+			return failure(wire.FailureTypeJobFailed, "Could not create the artifact bucket %s: %v", out.BucketName, err)
+		}
+	}
 	_, err := r.s3.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(out.BucketName), Key: aws.String(out.ObjectKey),
 		Body: body, ContentLength: aws.Int64(body.size), ContentType: aws.String("application/zip"),

@@ -71,9 +71,13 @@ func (s *Server) setupArtifacts(ctx context.Context, sealer *secrets.Sealer) (ht
 		Principal: fmt.Sprintf("arn:aws:iam::%s:root", cfg.AccountID),
 	}
 	var h *s3api.Handler
+	// Job workers get the artifact bucket created when their credentials
+	// are minted; the built-in S3 actions, which write as root, through
+	// builtin.Options.EnsureArtifactBucket.
+	s.ensureArtifactBucket = func(ctx context.Context, bucket string) error { return createBucket(ctx, h, root, cfg.Region, bucket) }
 	local, err := artifacts.NewLocal(artifacts.LocalConfig{
 		Store: s.store, Sealer: sealer, Root: root, AccountID: cfg.AccountID, TTL: ttl, Logger: s.log, Now: cfg.ArtifactNow,
-		EnsureBucket: func(ctx context.Context, bucket string) error { return createBucket(ctx, h, root, cfg.Region, bucket) },
+		EnsureBucket: s.ensureArtifactBucket,
 	})
 	if err != nil {
 		return nil, err

@@ -31,6 +31,7 @@ func (s *Server) builtinOptions() builtin.Options {
 	default:
 		o.Endpoint = s.PublicURL
 		o.Credentials = awscreds.NewStaticCredentialsProvider(s.root.AccessKeyID, s.root.SecretAccessKey, "")
+		o.EnsureArtifactBucket = s.ensureArtifactBucket
 	}
 	if o.Region == "" {
 		o.Region = s.cfg.Region

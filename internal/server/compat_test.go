@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pipelined/pipelined/internal/server"
 	"github.com/pipelined/pipelined/internal/server/servertest"
@@ -49,6 +50,47 @@ func TestCompatibilityBoto3AndCLI(t *testing.T) {
 	t.Logf("compat output:\n%s", out)
 	if err != nil {
 		t.Fatalf("compatibility tests failed: %v", err)
+	}
+}
+
+// TestCompatibilityArtifacts runs compat/test_artifacts.py: the end-to-end
+// flow with boto3 and the aws CLI, a custom job worker and a third-party
+// worker moving artifacts through the embedded S3 store with their job
+// credentials, a manual approval and the built-in S3 source and deploy.
+func TestCompatibilityArtifacts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compatibility tests start python and the aws CLI; skipped with -short")
+	}
+	requireTool(t, "python3", "-c", "import boto3")
+	requireTool(t, "aws", "--version")
+	srv := servertest.Start(t, func(c *server.Config) {
+		c.RootAccessKeyID, c.RootSecretAccessKey = "", "" // generate, as on a first start
+		c.AccountID = "000000000000"
+		c.SourcePollInterval = -1       // the pipelines' sources do not poll; nothing else should either
+		c.JobPollWait = 2 * time.Second // an empty poll answers soon, so a worker notices a failed execution
+	})
+	runCompatScript(t, srv, "test_artifacts.py")
+}
+
+// runCompatScript runs a script of compat/ against srv with the environment
+// the README gives the aws CLI and boto3: endpoint, region and the server's
+// generated credentials file.
+func runCompatScript(t *testing.T, srv *servertest.Instance, name string) {
+	t.Helper()
+	script, _ := filepath.Abs(filepath.Join("../../compat", name))
+	cmd := exec.Command("python3", script)
+	cmd.Env = append(environWithout("AWS_"),
+		"AWS_ENDPOINT_URL="+srv.URL,
+		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(srv.DataDir, "credentials"),
+		"AWS_CONFIG_FILE=/dev/null",
+		"AWS_DEFAULT_REGION=us-east-1",
+		"AWS_RETRY_MODE=standard", "AWS_MAX_ATTEMPTS=1",
+	)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s output (%s):\n%s", name, time.Since(start).Round(time.Millisecond), out)
+	if err != nil {
+		t.Fatalf("%s failed: %v", name, err)
 	}
 }
 

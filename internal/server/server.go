@@ -88,6 +88,9 @@ type Config struct {
 // Server is a running pipelined.
 type Server struct {
 	cfg        Config
+	// ensureArtifactBucket creates an artifact bucket in the embedded store
+	// (nil with an external S3).
+	ensureArtifactBucket func(ctx context.Context, bucket string) error
 	engine     *engine.Engine
 	executions *executions.Service
 	log        *slog.Logger
@@ -181,13 +184,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	ex = executions.New(s.engine, st, svc, cfg.AccountID, cfg.JobPollWait)
 	s.executions = ex
-	s.builtin = builtin.New(s.engine, st, svc, s.builtinOptions()) // built-in S3 actions
 	artifactHandler, err := s.setupArtifacts(ctx, sealer)
 	if err != nil {
 		ln.Close()
 		st.Close()
 		return nil, err
 	}
+	// After the artifact store: the built-in S3 actions use its bucket hook.
+	s.builtin = builtin.New(s.engine, st, svc, s.builtinOptions())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.lookup}
