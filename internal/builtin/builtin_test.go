@@ -101,6 +101,9 @@ type s3env struct {
 	client func(srv *servertest.Instance) *s3.Client
 	// versioned: the store keeps object versions.
 	versioned bool
+	// createsArtifactBucket: the store creates a missing artifact bucket on
+	// first use (the embedded one does; an external S3's must exist).
+	createsArtifactBucket bool
 }
 
 func motoEnv(t *testing.T) s3env {
@@ -120,7 +123,8 @@ func motoEnv(t *testing.T) s3env {
 // root credentials.
 func embeddedEnv() s3env {
 	return s3env{
-		opts: func(*server.Config) {},
+		createsArtifactBucket: true,
+		opts:                  func(*server.Config) {},
 		client: func(srv *servertest.Instance) *s3.Client {
 			return s3.New(s3.Options{Region: servertest.Region, BaseEndpoint: aws.String(srv.URL), UsePathStyle: true, HTTPClient: srv.HTTP,
 				Credentials: awscreds.NewStaticCredentialsProvider(servertest.AccessKeyID, servertest.SecretAccessKey, "")})
@@ -524,6 +528,16 @@ func runFailures(t *testing.T, env s3env) {
 				t.Fatal(err)
 			}
 			id := aws.ToString(executions(t, c, tc.name)[0].PipelineExecutionId)
+			if tc.name == "missing-artifact-bucket" && env.createsArtifactBucket {
+				// The embedded store creates the artifact bucket on first use.
+				if st := waitDone(t, c, tc.name, id); st != cptypes.PipelineExecutionStatusSucceeded {
+					t.Fatalf("execution: %s, want Succeeded (the artifact bucket is created)", st)
+				}
+				if _, err := s3c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(tc.artifacts)}); err != nil {
+					t.Fatalf("the artifact bucket was not created: %v", err)
+				}
+				return
+			}
 			if st := waitDone(t, c, tc.name, id); st != cptypes.PipelineExecutionStatusFailed {
 				t.Fatalf("execution: %s, want Failed", st)
 			}

@@ -87,18 +87,18 @@ type Config struct {
 
 // Server is a running pipelined.
 type Server struct {
-	cfg        Config
+	cfg Config
 	// ensureArtifactBucket creates an artifact bucket in the embedded store
 	// (nil with an external S3).
 	ensureArtifactBucket func(ctx context.Context, bucket string) error
-	engine     *engine.Engine
-	executions *executions.Service
-	log        *slog.Logger
-	store      store.Store
-	http       *http.Server
-	listener   net.Listener
-	root       credentials.Root
-	builtin    *builtin.Runner // built-in S3 action workers and source poller (builtin.go)
+	engine               *engine.Engine
+	executions           *executions.Service
+	log                  *slog.Logger
+	store                store.Store
+	http                 *http.Server
+	listener             net.Listener
+	root                 credentials.Root
+	builtin              *builtin.Runner // built-in S3 action workers and source poller (builtin.go)
 	// PublicURL is the URL clients reach the server at.
 	PublicURL string
 }
