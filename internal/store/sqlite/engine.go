@@ -329,6 +329,11 @@ func (s *Store) ClaimJobs(ctx context.Context, key store.ActionTypeKey, queryVal
 	if max <= 0 {
 		return nil, nil
 	}
+	// Most claims of a waiting long poll find nothing; look on the read
+	// pool first, so that they do not queue for the single write lock.
+	if found, err := s.anyClaimable(ctx, key, queryValue); err != nil || !found {
+		return nil, err
+	}
 	var jobs []store.Job
 	err := s.write(ctx, func(w *wtx) error {
 		t := now()
@@ -470,4 +475,25 @@ func cloneBytes(b []byte) []byte {
 		return nil
 	}
 	return append([]byte{}, b...)
+}
+
+// anyClaimable reports, from the read pool, whether a claim could find a
+// job. A job committed just after the look is found by the next claim.
+func (s *Store) anyClaimable(ctx context.Context, key store.ActionTypeKey, queryValue *string) (bool, error) {
+	t := toMillis(now())
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if queryValue == nil {
+		rows, err = s.query(ctx, qJobsClaimable, key.Category, key.Owner, key.Provider, key.Version, t, 1)
+	} else {
+		rows, err = s.query(ctx, qJobsClaimableQuery, key.Category, key.Owner, key.Provider, key.Version, t, *queryValue, 1)
+	}
+	if err != nil {
+		return false, fmt.Errorf("sqlite: claim jobs: %w", err)
+	}
+	defer rows.Close()
+	found := rows.Next()
+	return found, rows.Err()
 }

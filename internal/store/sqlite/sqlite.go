@@ -62,7 +62,11 @@ type Store struct {
 	// done is closed by Close; it ends this handle's listeners.
 	done      chan struct{}
 	closeOnce sync.Once
-	closeErr  error
+	// cdb is the checkpointer's own connection; checkpointerDone closes
+	// when its goroutine has returned.
+	cdb              *sql.DB
+	checkpointerDone chan struct{}
+	closeErr         error
 }
 
 var _ store.Store = (*Store)(nil)
@@ -130,7 +134,47 @@ func (s *Store) open(ctx context.Context) error {
 	s.reads.db = s.rdb
 	// The hot reads are prepared now, so that the first request does not
 	// pay for it; the rest on first use.
-	return s.reads.prepareAll(ctx, []string{qPipelineLatest, qPipelineVersion, qPipelineList})
+	if err := s.reads.prepareAll(ctx, []string{qPipelineLatest, qPipelineVersion, qPipelineList}); err != nil {
+		return err
+	}
+	return s.startCheckpointer()
+}
+
+// checkpointInterval is how often the background checkpointer copies the
+// WAL into the database file.
+const checkpointInterval = 250 * time.Millisecond
+
+// startCheckpointer moves WAL checkpoints out of requests. SQLite's
+// automatic checkpoint runs inside the commit that fills the WAL past its
+// threshold, and its fsync (3-4 ms here) then lands in that request's
+// latency; the write connection has wal_autocheckpoint off, and a dedicated
+// connection runs PASSIVE checkpoints (which never block writers) in the
+// background instead.
+func (s *Store) startCheckpointer() error {
+	var err error
+	s.cdb, err = sql.Open("sqlite", dsn(s.path, false))
+	if err != nil {
+		return err
+	}
+	s.cdb.SetMaxOpenConns(1)
+	s.cdb.SetMaxIdleConns(1)
+	s.checkpointerDone = make(chan struct{})
+	go func() {
+		defer close(s.checkpointerDone)
+		t := time.NewTicker(checkpointInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.done:
+				return
+			case <-t.C:
+				// Busy (another checkpoint, a reader pinning the WAL) is
+				// fine: the next tick tries again.
+				_, _ = s.cdb.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			}
+		}
+	}()
+	return nil
 }
 
 // canonicalPath returns the cleaned absolute path of the database file,
@@ -164,6 +208,8 @@ func dsn(path string, readOnly bool) string {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Set("_txlock", "immediate")
+		// Checkpoints run in the background (startCheckpointer).
+		q.Add("_pragma", "wal_autocheckpoint(0)")
 	}
 	return path + "?" + q.Encode()
 }
@@ -173,8 +219,17 @@ func dsn(path string, readOnly bool) string {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)
+		if s.checkpointerDone != nil {
+			<-s.checkpointerDone
+		}
 		s.hub.unsubscribeAll(s)
 		var errs []error
+		if s.cdb != nil {
+			// A last checkpoint, so that the WAL does not outgrow its
+			// usual size between runs.
+			_, _ = s.cdb.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			errs = append(errs, s.cdb.Close())
+		}
 		errs = append(errs, s.reads.close(), s.writes.close())
 		if s.rdb != nil {
 			errs = append(errs, s.rdb.Close())
