@@ -7,11 +7,12 @@
 // Two Minters exist:
 //
 //   - Local, for the embedded artifact store (internal/s3api, served on the
-//     server's own listener): it makes the credentials itself with
-//     crypto/rand, keeps them in the store (the secret and the token sealed
-//     under the master key, with the scope and expiry), and is also what the
-//     embedded S3 server asks to resolve an access key (Lookup) and to
-//     decide a request (Authorize).
+//     server's own listener): it derives the credentials from the job id,
+//     an expiry and the master key, and stores nothing (no write per job;
+//     replicas with the same master key agree without sharing state). It
+//     is also what the embedded S3 server asks to resolve an access key
+//     (Lookup) and to decide a request (Authorize, which reads the job:
+//     its status and, for the scope, its artifacts).
 //   - STS, for an external S3-compatible store: it calls STS AssumeRole on
 //     a role the operator names, with a session policy that allows exactly
 //     the job's objects (SessionPolicy), so that the credentials can never
@@ -62,8 +63,8 @@ type Scope struct {
 }
 
 // Minter issues a job's artifact credentials: either credentials it issued
-// before for the same scope that have more than half of their lifetime
-// left, or new ones. It returns when they expire.
+// before for the job that have more than half of their lifetime left, or
+// new ones. It returns when they expire.
 type Minter interface {
 	Mint(ctx context.Context, scope Scope) (wire.AWSSessionCredentials, time.Time, error)
 }

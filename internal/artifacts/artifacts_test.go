@@ -3,6 +3,7 @@ package artifacts
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/pipelined/pipelined/internal/engine"
 	"github.com/pipelined/pipelined/internal/secrets"
@@ -119,9 +122,11 @@ func TestSessionName(t *testing.T) {
 	}
 }
 
-// localFixture is a Local on a fresh SQLite store with a movable clock.
+// localFixture is a Local on a fresh SQLite store with a movable clock,
+// which starts one second into a credential period (TTL/2: 30 minutes).
 type localFixture struct {
 	st    store.Store
+	key   []byte
 	l     *Local
 	mu    sync.Mutex
 	now   time.Time
@@ -140,6 +145,8 @@ func (f *localFixture) advance(d time.Duration) {
 	f.mu.Unlock()
 }
 
+const testJobID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
 func newLocalFixture(t *testing.T) *localFixture {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "db"))
@@ -147,36 +154,62 @@ func newLocalFixture(t *testing.T) *localFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	f := &localFixture{st: st, key: newKey(), now: time.Now().Truncate(30 * time.Minute).Add(time.Second), jobID: testJobID}
+	f.l = f.local(t, f.key)
+	f.setJob(t, store.JobDispatched)
+	return f
+}
+
+func newKey() []byte {
 	key := make([]byte, secrets.KeySize)
 	rand.Read(key)
-	sealer, err := secrets.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &localFixture{st: st, now: time.Now(), jobID: "job-1"}
-	f.l, err = NewLocal(LocalConfig{
-		Store: st, Sealer: sealer, AccountID: "123456789012", TTL: time.Hour, Now: f.clock,
+	return key
+}
+
+// local is a Local of the fixture's store and clock (another replica)
+// with the given master key.
+func (f *localFixture) local(t *testing.T, key []byte) *Local {
+	t.Helper()
+	l, err := NewLocal(LocalConfig{
+		Store: f.st, MasterKey: key, AccountID: "123456789012", TTL: time.Hour, Now: f.clock,
 		Root: sigv4.Credential{AccessKeyID: "PLAKROOT", SecretAccessKey: "root-secret", Principal: "arn:aws:iam::123456789012:root"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.setJob(t, store.JobDispatched)
-	return f
+	return l
 }
 
+// setJob stores the fixture's job, of testScope's artifacts (and one in
+// another bucket, which is not in the scope), with the given status.
 func (f *localFixture) setJob(t *testing.T, status string) {
 	t.Helper()
-	err := f.st.InPipeline(t.Context(), "app", func(tx store.PipelineTx) error {
-		return tx.PutJob(store.Job{ID: f.jobID, ActionType: store.ActionTypeKey{Category: "Build", Owner: "Custom", Provider: "B", Version: "1"},
-			Pipeline: "app", ExecutionID: "x", Status: status, Doc: []byte(`{}`), Created: time.Now(), Updated: time.Now()})
+	f.putJob(t, f.jobID, status)
+}
+
+func (f *localFixture) putJob(t *testing.T, id, status string) {
+	t.Helper()
+	data, err := json.Marshal(wire.JobData{
+		InputArtifacts:  []wire.Artifact{s3Artifact("Src", "artifacts", "app/Src/in1"), s3Artifact("X", "other", "app/X/x")},
+		OutputArtifacts: []wire.Artifact{s3Artifact("Out", "artifacts", "app/Out/out1")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := json.Marshal(engine.JobDoc{Stage: "Build", Action: "B", Data: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.st.InPipeline(t.Context(), "app", func(tx store.PipelineTx) error {
+		return tx.PutJob(store.Job{ID: id, ActionType: store.ActionTypeKey{Category: "Build", Owner: "Custom", Provider: "B", Version: "1"},
+			Pipeline: "app", ExecutionID: "x", Status: status, Doc: doc, Created: time.Now(), Updated: time.Now()})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-var testScope = Scope{JobID: "job-1", Bucket: "artifacts", Read: []string{"app/Src/in1"}, Write: []string{"app/Out/out1"}}
+var testScope = Scope{JobID: testJobID, Bucket: "artifacts", Read: []string{"app/Src/in1"}, Write: []string{"app/Out/out1"}}
 
 func TestLocalMintLookupAuthorize(t *testing.T) {
 	f := newLocalFixture(t)
@@ -185,41 +218,43 @@ func TestLocalMintLookupAuthorize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(creds.AccessKeyId, "ASIA") || len(creds.AccessKeyId) != 20 || len(creds.SecretAccessKey) != 40 || creds.SessionToken == "" {
+	if !strings.HasPrefix(creds.AccessKeyId, "ASIA") || len(creds.AccessKeyId) != 43 || strings.Trim(creds.AccessKeyId, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") != "" ||
+		len(creds.SecretAccessKey) != 40 || len(creds.SessionToken) < 40 {
 		t.Fatalf("credentials look wrong: akid %q, secret length %d, token length %d", creds.AccessKeyId, len(creds.SecretAccessKey), len(creds.SessionToken))
 	}
-	if d := exp.Sub(f.clock()); d < time.Hour-time.Second || d > time.Hour {
-		t.Errorf("expires in %v, want 1h", d)
+	// One second into the period: they expire at the end of the next one.
+	if d := exp.Sub(f.clock()); d != time.Hour-time.Second {
+		t.Errorf("expires in %v, want 59m59s", d)
 	}
-	// Stored sealed: neither the secret nor the token is in the row.
-	row, err := f.st.GetSessionCredential(ctx, creds.AccessKeyId)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(row.SealedSecret+row.SealedToken+string(row.Scope), creds.SecretAccessKey) ||
-		strings.Contains(row.SealedSecret+row.SealedToken+string(row.Scope), creds.SessionToken) ||
-		!secrets.IsSealed(row.SealedSecret) || !secrets.IsSealed(row.SealedToken) {
-		t.Fatalf("the stored credential is not sealed: %+v", row)
+	// Nothing is stored: the credentials are derived.
+	if strings.Contains(creds.AccessKeyId, creds.SecretAccessKey) || creds.SecretAccessKey == creds.SessionToken {
+		t.Fatal("the credentials look degenerate")
 	}
 
-	// Lookup: from a fresh Local (another replica: no cache) too.
-	other, _ := NewLocal(f.l.cfg)
+	// Lookup: from another replica (a Local with the same master key) too.
+	other := f.local(t, f.key)
 	for _, l := range []*Local{f.l, other} {
 		c, err := l.Lookup(ctx, creds.AccessKeyId)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.SecretAccessKey != creds.SecretAccessKey || c.SessionToken != creds.SessionToken || !c.Expires.Equal(exp) ||
-			c.Principal != "arn:aws:sts::123456789012:assumed-role/pipelined-job/job-1" {
+		if c.AccessKeyID != creds.AccessKeyId || c.SecretAccessKey != creds.SecretAccessKey || c.SessionToken != creds.SessionToken || !c.Expires.Equal(exp) ||
+			c.Principal != "arn:aws:sts::123456789012:assumed-role/pipelined-job/"+testJobID {
 			t.Fatalf("Lookup = %+v", c)
 		}
+	}
+	if again, _, err := other.Mint(ctx, testScope); err != nil || again != creds {
+		t.Fatalf("another replica minted other credentials: %v", err)
 	}
 	root, err := f.l.Lookup(ctx, "PLAKROOT")
 	if err != nil || root.SecretAccessKey != "root-secret" {
 		t.Fatalf("Lookup(root) = %+v, %v", root, err)
 	}
-	if _, err := f.l.Lookup(ctx, "ASIANOBODY0000000000"); !errors.Is(err, sigv4.ErrUnknownAccessKey) {
-		t.Fatalf("Lookup of an unknown key: %v", err)
+	for _, bad := range []string{"ASIANOBODY0000000000", "", "ASIA", "AKIA" + creds.AccessKeyId[4:], creds.AccessKeyId + "A",
+		creds.AccessKeyId[:42] + "8", strings.ToLower(creds.AccessKeyId), nonCanonical(creds.AccessKeyId)} {
+		if _, err := f.l.Lookup(ctx, bad); !errors.Is(err, sigv4.ErrUnknownAccessKey) {
+			t.Errorf("Lookup of the unknown key %q: %v", bad, err)
+		}
 	}
 
 	sess, _ := f.l.Lookup(ctx, creds.AccessKeyId)
@@ -236,12 +271,15 @@ func TestLocalMintLookupAuthorize(t *testing.T) {
 		{AccessRead, "artifacts", "app/Src/in1/", false},
 		{AccessRead, "artifacts", "app/Src/", false},
 		{AccessRead, "other", "app/Src/in1", false},
+		{AccessRead, "other", "app/X/x", false}, // an input in another bucket
 		{AccessRead, "artifacts", "", false},
 		{AccessOther, "artifacts", "app/Src/in1", false},
 		{AccessOther, "artifacts", "", false},
 	} {
-		if got := f.l.Authorize(ctx, sess, tc.access, tc.bucket, tc.key); got != tc.want {
-			t.Errorf("Authorize(%v, %s, %s) = %v, want %v", tc.access, tc.bucket, tc.key, got, tc.want)
+		for _, l := range []*Local{f.l, other} {
+			if got := l.Authorize(ctx, sess, tc.access, tc.bucket, tc.key); got != tc.want {
+				t.Errorf("Authorize(%v, %s, %s) = %v, want %v", tc.access, tc.bucket, tc.key, got, tc.want)
+			}
 		}
 		if !f.l.Authorize(ctx, root, tc.access, tc.bucket, tc.key) {
 			t.Errorf("root may not %v %s/%s", tc.access, tc.bucket, tc.key)
@@ -265,10 +303,92 @@ func TestLocalMintLookupAuthorize(t *testing.T) {
 		}
 	}
 	f.setJob(t, store.JobDispatched)
+	// A job that does not exist: refused.
+	gone := testScope
+	gone.JobID = "9b2f1e3c-0000-4000-8000-000000000001"
+	gc, _, err := f.l.Mint(ctx, gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := f.l.Lookup(ctx, gc.AccessKeyId); f.l.Authorize(ctx, c, AccessRead, "artifacts", "app/Src/in1") {
+		t.Error("authorized for a job that does not exist")
+	}
 	// Expired: refused (the verifier answers ExpiredToken first).
 	f.advance(time.Hour)
 	if f.l.Authorize(ctx, sess, AccessRead, "artifacts", "app/Src/in1") {
 		t.Error("authorized after expiry")
+	}
+}
+
+// An access key id names its job and expiry in the clear; changing either
+// gives another credential, whose secrets only the master key's holder
+// knows.
+func TestLocalForgedAccessKey(t *testing.T) {
+	f := newLocalFixture(t)
+	ctx := t.Context()
+	creds, exp, err := f.l.Mint(ctx, testScope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobID, expires, ok := decode(creds.AccessKeyId)
+	if !ok || jobID != testJobID || !expires.Equal(exp) {
+		t.Fatalf("decode = %s, %v, %v", jobID, expires, ok)
+	}
+	f.putJob(t, "9b2f1e3c-0000-4000-8000-000000000002", store.JobDispatched)
+	forge := func(job string, exp time.Time) string {
+		id := uuid.MustParse(job)
+		var b [akidPayload]byte
+		copy(b[:], id[:])
+		binary.BigEndian.PutUint64(b[16:], uint64(exp.Unix()))
+		return akidPrefix + akidEncoding.EncodeToString(b[:])
+	}
+	for _, akid := range []string{
+		forge(testJobID, exp.Add(24*time.Hour)),                           // a later expiry
+		forge("9b2f1e3c-0000-4000-8000-000000000002", exp),                // another job
+		forge("9b2f1e3c-0000-4000-8000-000000000002", exp.Add(time.Hour)), // both
+	} {
+		c, err := f.l.Lookup(ctx, akid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.SecretAccessKey == creds.SecretAccessKey || c.SessionToken == creds.SessionToken {
+			t.Fatalf("the forged key %s has the original's secrets", akid)
+		}
+		// Signed with the original secret and token (what a forger has):
+		// the verifier's secret differs (SignatureDoesNotMatch), and
+		// Authorize refuses the token.
+		forged := sigv4.Credential{AccessKeyID: akid, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken, Expires: c.Expires}
+		if f.l.Authorize(ctx, forged, AccessRead, "artifacts", "app/Src/in1") {
+			t.Errorf("the forged key %s was authorized", akid)
+		}
+	}
+}
+
+// A new master key invalidates every credential made under the old one.
+func TestLocalRotatedMasterKey(t *testing.T) {
+	f := newLocalFixture(t)
+	ctx := t.Context()
+	creds, _, err := f.l.Mint(ctx, testScope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated := f.local(t, newKey())
+	c, err := rotated.Lookup(ctx, creds.AccessKeyId)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SecretAccessKey == creds.SecretAccessKey || c.SessionToken == creds.SessionToken {
+		t.Fatal("a rotated master key derives the same secrets")
+	}
+	old := sigv4.Credential{AccessKeyID: creds.AccessKeyId, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken, Expires: c.Expires}
+	if rotated.Authorize(ctx, old, AccessRead, "artifacts", "app/Src/in1") {
+		t.Error("credentials of the old master key were authorized")
+	}
+	if !rotated.Authorize(ctx, c, AccessRead, "artifacts", "app/Src/in1") {
+		t.Error("the rotated key's own credentials were refused")
+	}
+	if _, err := NewLocal(LocalConfig{Store: f.st, MasterKey: []byte("short"), Root: sigv4.Credential{AccessKeyID: "A", SecretAccessKey: "S"}}); err == nil {
+		t.Error("NewLocal accepted a short master key")
 	}
 }
 
@@ -298,46 +418,22 @@ func TestLocalRenewal(t *testing.T) {
 	if renewed.AccessKeyId == first.AccessKeyId || renewed.SessionToken == first.SessionToken || !exp3.After(exp1) {
 		t.Fatalf("renewal after half the lifetime did not issue new credentials")
 	}
-	if c, err := f.l.Lookup(ctx, first.AccessKeyId); err != nil || c.SessionToken != first.SessionToken {
-		t.Fatalf("the earlier credentials are gone: %v", err)
+	if d := exp3.Sub(f.clock()); d <= 30*time.Minute || d > time.Hour {
+		t.Errorf("renewed credentials expire in %v", d)
 	}
-	// A different scope of the same job (not a case the server makes)
-	// gets its own credentials.
-	wider := testScope
-	wider.Read = append([]string{"app/Src/in0"}, wider.Read...)
-	w, _, err := f.l.Mint(ctx, wider)
-	if err != nil || w.AccessKeyId == renewed.AccessKeyId {
-		t.Fatalf("another scope reused credentials: %v", err)
+	c, err := f.l.Lookup(ctx, first.AccessKeyId)
+	if err != nil || c.SessionToken != first.SessionToken || !f.l.Authorize(ctx, c, AccessRead, "artifacts", "app/Src/in1") {
+		t.Fatalf("the earlier credentials no longer work: %v", err)
 	}
-}
-
-func TestLocalPrunesLongExpired(t *testing.T) {
-	f := newLocalFixture(t)
-	ctx := t.Context()
-	old, _, err := f.l.Mint(ctx, testScope)
-	if err != nil {
-		t.Fatal(err)
+	// Job ids are UUIDs.
+	bad := testScope
+	bad.JobID = "job-1"
+	if _, _, err := f.l.Mint(ctx, bad); err == nil {
+		t.Error("minted for a job id that is not a UUID")
 	}
-	// Expired, but within the grace: still found (ExpiredToken, not an
-	// unknown key).
-	f.advance(time.Hour + 30*time.Minute)
-	other := testScope
-	other.JobID = "job-2"
-	if _, _, err := f.l.Mint(ctx, other); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.st.GetSessionCredential(ctx, old.AccessKeyId); err != nil {
-		t.Fatalf("pruned within the grace: %v", err)
-	}
-	f.advance(31 * time.Minute)
-	if _, _, err := f.l.Mint(ctx, other); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.st.GetSessionCredential(ctx, old.AccessKeyId); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("a long-expired credential was kept: %v", err)
-	}
-	if _, err := f.l.Lookup(ctx, old.AccessKeyId); !errors.Is(err, sigv4.ErrUnknownAccessKey) {
-		t.Fatalf("Lookup of a pruned credential: %v", err)
+	bad.JobID = strings.ToUpper(testJobID)
+	if _, _, err := f.l.Mint(ctx, bad); err == nil {
+		t.Error("minted for a job id that is not a canonical UUID")
 	}
 }
 
@@ -355,4 +451,12 @@ func TestLocalEnsureBucketOnce(t *testing.T) {
 	if !slices.Equal(calls, []string{"artifacts"}) {
 		t.Fatalf("EnsureBucket calls = %v", calls)
 	}
+}
+
+// nonCanonical is akid with the unused low bits of its last character set:
+// it decodes to the same job and expiry, but is not the key Mint made.
+func nonCanonical(akid string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+	i := strings.IndexByte(alphabet, akid[len(akid)-1])
+	return akid[:len(akid)-1] + string(alphabet[i|7])
 }

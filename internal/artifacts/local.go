@@ -2,17 +2,22 @@ package artifacts
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/pipelined/pipelined/internal/engine"
 	"github.com/pipelined/pipelined/internal/secrets"
@@ -23,22 +28,23 @@ import (
 
 // LocalConfig configures a Local minter.
 type LocalConfig struct {
-	Store  store.Store
-	Sealer *secrets.Sealer
+	// Store is where Authorize reads a credential's job (its status and
+	// artifacts); Local never writes to it.
+	Store store.Store
+	// MasterKey is the server's master key (secrets.KeySize bytes): the
+	// credentials' secrets are derived from it, so every replica of one
+	// deployment, which has the same master key, accepts the others'.
+	MasterKey []byte
 	// Root is the root credential (with its Principal): it may do
 	// everything in the embedded store.
 	Root      sigv4.Credential
 	AccountID string
-	// TTL is how long credentials last (DefaultTTL when zero).
+	// TTL is how long credentials last at most (DefaultTTL when zero).
 	TTL time.Duration
 	// EnsureBucket, when set, is called (once per bucket and process)
 	// before credentials for a bucket are first handed out, so that the
 	// pipeline's artifact bucket exists in the embedded store.
 	EnsureBucket func(ctx context.Context, bucket string) error
-	// ExpiredGrace is how long an expired credential is kept, so that a
-	// request made with it is answered ExpiredToken rather than
-	// InvalidAccessKeyId (default: an hour). Older ones are deleted.
-	ExpiredGrace time.Duration
 	Logger       *slog.Logger
 	// Now is the clock (time.Now when nil); tests move it.
 	Now func() time.Time
@@ -46,32 +52,52 @@ type LocalConfig struct {
 
 // Local issues and checks job credentials for the embedded artifact store.
 // It is safe for concurrent use.
+//
+// The credentials are derived, not stored: the access key id encodes the
+// job id and the expiry (it is not secret), and the secret access key and
+// the session token are HMAC-SHA256 of the access key id under two keys
+// derived from the master key. Minting writes nothing (no write
+// transaction per job), replicas with the same master key agree without
+// sharing state, and only a holder of the master key can make a
+// credential: changing the job or the expiry in an access key id gives
+// other secrets. What a credential may touch is not in it either:
+// Authorize computes the scope from its job's data (ScopeOf) and refuses
+// once the job is finished or gone.
 type Local struct {
-	cfg LocalConfig
-	log *slog.Logger
-
-	mu        sync.Mutex
-	sessions  map[string]*session // by access key id; immutable entries
-	buckets   map[string]bool     // buckets EnsureBucket made sure of
-	lastPrune time.Time
+	cfg                 LocalConfig
+	log                 *slog.Logger
+	period              int64 // seconds: TTL/2
+	secretKey, tokenKey []byte
+	mu                  sync.Mutex
+	buckets             map[string]bool // buckets EnsureBucket made sure of
 }
 
-// session is a stored credential, opened.
-type session struct {
-	cred  sigv4.Credential
-	scope Scope
-}
+// The labels of the keys derived from the master key.
+const (
+	secretLabel = "pipelined artifact credential secret v1"
+	tokenLabel  = "pipelined artifact credential token v1"
+)
 
-// maxCachedSessions bounds the in-memory cache of opened credentials.
-const maxCachedSessions = 4096
+// akidPrefix starts an access key id of temporary credentials, as on AWS.
+const akidPrefix = "ASIA"
 
-// pruneEvery is how often (at most) Mint deletes long-expired credentials.
-const pruneEvery = time.Minute
+// akidEncoding encodes an access key id's payload (A-Z2-7, as AWS's).
+var akidEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// akidPayload is the length of an access key id's payload: the job id (a
+// UUID's 16 bytes) and the expiry (unix seconds, 8 bytes big-endian).
+const akidPayload = 16 + 8
+
+// akidLen is the length of an access key id: the prefix and 39 characters.
+var akidLen = len(akidPrefix) + akidEncoding.EncodedLen(akidPayload)
 
 // NewLocal returns a Local minter.
 func NewLocal(cfg LocalConfig) (*Local, error) {
-	if cfg.Store == nil || cfg.Sealer == nil {
-		return nil, errors.New("artifacts: Local needs a store and a sealer")
+	if cfg.Store == nil {
+		return nil, errors.New("artifacts: Local needs a store")
+	}
+	if len(cfg.MasterKey) != secrets.KeySize {
+		return nil, fmt.Errorf("artifacts: Local needs the %d-byte master key", secrets.KeySize)
 	}
 	if cfg.Root.AccessKeyID == "" || cfg.Root.SecretAccessKey == "" {
 		return nil, errors.New("artifacts: Local needs the root credential")
@@ -82,9 +108,6 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	if err := CheckTTL(cfg.TTL); err != nil {
 		return nil, err
 	}
-	if cfg.ExpiredGrace == 0 {
-		cfg.ExpiredGrace = time.Hour
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -92,13 +115,20 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Local{cfg: cfg, log: log, sessions: map[string]*session{}, buckets: map[string]bool{}}, nil
+	return &Local{
+		cfg: cfg, log: log,
+		period:    int64(cfg.TTL / 2 / time.Second),
+		secretKey: mac(cfg.MasterKey, secretLabel),
+		tokenKey:  mac(cfg.MasterKey, tokenLabel),
+		buckets:   map[string]bool{},
+	}, nil
 }
 
-// The sealing contexts bind a sealed secret and token to their access key
-// id: a sealed value copied to another row does not open there.
-func secretContext(akid string) string { return "session-credential/" + akid + "/secret" }
-func tokenContext(akid string) string  { return "session-credential/" + akid + "/token" }
+func mac(key []byte, msg string) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(msg))
+	return h.Sum(nil)
+}
 
 // Principal is the identity of a job's session credential, as an
 // assumed-role ARN.
@@ -106,76 +136,69 @@ func (l *Local) principal(jobID string) string {
 	return fmt.Sprintf("arn:aws:sts::%s:assumed-role/pipelined-job/%s", l.cfg.AccountID, jobID)
 }
 
-// Mint returns the job's credentials for the scope: the latest ones issued
-// for it while more than half of their lifetime is left, else new ones.
+// expiry is when the credentials minted at now expire: the end of the
+// period after now's (periods of TTL/2, counted from the Unix epoch). So
+// every Mint within one period gives the same credentials, with more than
+// half of the TTL and at most the TTL left, and the next period's give new
+// ones: the same credentials while more than half of their lifetime is
+// left, then new ones.
+func (l *Local) expiry(now time.Time) int64 {
+	return (now.Unix()/l.period + 2) * l.period
+}
+
+// Mint returns the job's credentials: the same ones while more than half
+// of their lifetime is left, then new ones. It writes nothing; it makes
+// sure of the scope's bucket (EnsureBucket). The job id must be a UUID (as
+// the engine's are).
 func (l *Local) Mint(ctx context.Context, scope Scope) (wire.AWSSessionCredentials, time.Time, error) {
 	if err := scope.check(); err != nil {
 		return wire.AWSSessionCredentials{}, time.Time{}, err
 	}
-	scope.Read, scope.Write = normalize(scope.Read), normalize(scope.Write)
+	id, err := uuid.Parse(scope.JobID)
+	if err != nil || id.String() != scope.JobID {
+		return wire.AWSSessionCredentials{}, time.Time{}, fmt.Errorf("artifacts: job id %q is not a UUID", scope.JobID)
+	}
 	if err := l.ensureBucket(ctx, scope.Bucket); err != nil {
 		return wire.AWSSessionCredentials{}, time.Time{}, err
 	}
-	now := l.cfg.Now()
-	l.prune(ctx, now)
-
-	latest, err := l.cfg.Store.LatestSessionCredential(ctx, scope.JobID)
-	switch {
-	case err == nil && reuse(now, latest.Expires, l.cfg.TTL):
-		s, err := l.open(latest)
-		if err != nil {
-			return wire.AWSSessionCredentials{}, time.Time{}, err
-		}
-		if s.scope.equal(scope) {
-			return wire.AWSSessionCredentials{
-				AccessKeyId: s.cred.AccessKeyID, SecretAccessKey: s.cred.SecretAccessKey, SessionToken: s.cred.SessionToken,
-			}, s.cred.Expires, nil
-		}
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return wire.AWSSessionCredentials{}, time.Time{}, err
-	}
-
-	akid, secret, token, err := newKeys()
-	if err != nil {
-		return wire.AWSSessionCredentials{}, time.Time{}, err
-	}
-	scopeJSON, err := json.Marshal(scope)
-	if err != nil {
-		return wire.AWSSessionCredentials{}, time.Time{}, err
-	}
-	expires := now.Add(l.cfg.TTL).UTC().Truncate(time.Millisecond)
-	stored, err := l.cfg.Store.CreateSessionCredential(ctx, store.SessionCredential{
-		AccessKeyID: akid, JobID: scope.JobID,
-		SealedSecret: l.cfg.Sealer.Seal(secret, secretContext(akid)),
-		SealedToken:  l.cfg.Sealer.Seal(token, tokenContext(akid)),
-		Scope:        scopeJSON, Expires: expires,
-	})
-	if err != nil {
-		return wire.AWSSessionCredentials{}, time.Time{}, fmt.Errorf("artifacts: storing credentials of job %s: %w", scope.JobID, err)
-	}
-	l.remember(&session{
-		cred: sigv4.Credential{
-			AccessKeyID: akid, SecretAccessKey: secret, SessionToken: token,
-			Principal: l.principal(scope.JobID), Expires: stored.Expires,
-		},
-		scope: scope,
-	})
-	l.log.Debug("issued artifact credentials", "job_id", scope.JobID, "access_key_id", akid, "expires", stored.Expires)
-	return wire.AWSSessionCredentials{AccessKeyId: akid, SecretAccessKey: secret, SessionToken: token}, stored.Expires, nil
+	exp := l.expiry(l.cfg.Now())
+	var b [akidPayload]byte
+	copy(b[:16], id[:])
+	binary.BigEndian.PutUint64(b[16:], uint64(exp))
+	akid := akidPrefix + akidEncoding.EncodeToString(b[:])
+	secret, token := l.derive(akid)
+	expires := time.Unix(exp, 0).UTC()
+	l.log.Debug("issued artifact credentials", "job_id", scope.JobID, "access_key_id", akid, "expires", expires)
+	return wire.AWSSessionCredentials{AccessKeyId: akid, SecretAccessKey: secret, SessionToken: token}, expires, nil
 }
 
-// newKeys makes an access key id in AWS's format for temporary
-// credentials (ASIA and 16 characters of A-Z2-7), a 40-character secret
-// and a session token, from crypto/rand.
-func newKeys() (akid, secret, token string, err error) {
-	b := make([]byte, 10+30+48)
-	if _, err := rand.Read(b); err != nil {
-		return "", "", "", err
+// derive makes an access key id's secret access key (40 characters, as
+// AWS's) and session token.
+func (l *Local) derive(akid string) (secret, token string) {
+	s := mac(l.secretKey, akid)
+	t := mac(l.tokenKey, akid)
+	return base64.StdEncoding.EncodeToString(s[:30]), base64.RawStdEncoding.EncodeToString(t)
+}
+
+// decode reads the job id and the expiry of a job's access key id; ok is
+// false when akid is not one that Mint makes.
+func decode(akid string) (jobID string, expires time.Time, ok bool) {
+	if len(akid) != akidLen || !strings.HasPrefix(akid, akidPrefix) {
+		return "", time.Time{}, false
 	}
-	akid = "ASIA" + base32.StdEncoding.EncodeToString(b[:10])
-	secret = base64.StdEncoding.EncodeToString(b[10:40])
-	token = base64.StdEncoding.EncodeToString(b[40:])
-	return akid, secret, token, nil
+	b, err := akidEncoding.DecodeString(akid[len(akidPrefix):])
+	if err != nil || len(b) != akidPayload {
+		return "", time.Time{}, false
+	}
+	// Only the canonical encoding: one credential, one access key id.
+	if akidEncoding.EncodeToString(b) != akid[len(akidPrefix):] {
+		return "", time.Time{}, false
+	}
+	exp := binary.BigEndian.Uint64(b[16:])
+	if exp > 1<<62 {
+		return "", time.Time{}, false
+	}
+	return uuid.UUID(b[:16]).String(), time.Unix(int64(exp), 0).UTC(), true
 }
 
 func (l *Local) ensureBucket(ctx context.Context, bucket string) error {
@@ -197,114 +220,36 @@ func (l *Local) ensureBucket(ctx context.Context, bucket string) error {
 	return nil
 }
 
-// prune deletes credentials expired for longer than ExpiredGrace, at most
-// once every pruneEvery per process. Failures are only logged: pruning is
-// housekeeping.
-func (l *Local) prune(ctx context.Context, now time.Time) {
-	l.mu.Lock()
-	if now.Sub(l.lastPrune) < pruneEvery {
-		l.mu.Unlock()
-		return
-	}
-	l.lastPrune = now
-	for id, s := range l.sessions {
-		if now.Sub(s.cred.Expires) > l.cfg.ExpiredGrace {
-			delete(l.sessions, id)
-		}
-	}
-	l.mu.Unlock()
-	if _, err := l.cfg.Store.DeleteSessionCredentials(ctx, now.Add(-l.cfg.ExpiredGrace), 1000); err != nil {
-		l.log.Warn("could not delete expired artifact credentials", "err", err)
-	}
-}
-
-// open turns a stored credential into a session.
-func (l *Local) open(c store.SessionCredential) (*session, error) {
-	secret, err := l.cfg.Sealer.Open(c.SealedSecret, secretContext(c.AccessKeyID))
-	if err != nil {
-		return nil, fmt.Errorf("artifacts: credential %s: %w", c.AccessKeyID, err)
-	}
-	token, err := l.cfg.Sealer.Open(c.SealedToken, tokenContext(c.AccessKeyID))
-	if err != nil {
-		return nil, fmt.Errorf("artifacts: credential %s: %w", c.AccessKeyID, err)
-	}
-	var scope Scope
-	if err := json.Unmarshal(c.Scope, &scope); err != nil {
-		return nil, fmt.Errorf("artifacts: credential %s: scope: %w", c.AccessKeyID, err)
-	}
-	if scope.JobID != c.JobID {
-		return nil, fmt.Errorf("artifacts: credential %s: scope names job %s, not %s", c.AccessKeyID, scope.JobID, c.JobID)
-	}
-	return &session{
-		cred: sigv4.Credential{
-			AccessKeyID: c.AccessKeyID, SecretAccessKey: secret, SessionToken: token,
-			Principal: l.principal(c.JobID), Expires: c.Expires,
-		},
-		scope: scope,
-	}, nil
-}
-
-func (l *Local) remember(s *session) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.sessions) >= maxCachedSessions {
-		for id := range l.sessions { // an arbitrary entry: a cheap eviction
-			delete(l.sessions, id)
-			break
-		}
-	}
-	l.sessions[s.cred.AccessKeyID] = s
-}
-
-// session finds an access key's session, in the cache or the store.
-func (l *Local) session(ctx context.Context, akid string) (*session, error) {
-	l.mu.Lock()
-	s := l.sessions[akid]
-	l.mu.Unlock()
-	if s != nil {
-		return s, nil
-	}
-	c, err := l.cfg.Store.GetSessionCredential(ctx, akid)
-	if err != nil {
-		return nil, err
-	}
-	s, err = l.open(c)
-	if err != nil {
-		return nil, err
-	}
-	l.remember(s)
-	return s, nil
-}
-
 func (l *Local) isRoot(akid string) bool {
 	return subtle.ConstantTimeCompare([]byte(akid), []byte(l.cfg.Root.AccessKeyID)) == 1
 }
 
 // Lookup resolves an access key id for the embedded S3 server's SigV4
-// verifier: the root credential, or a job's session credential (with its
-// token and expiry, which the verifier checks: ExpiredToken after expiry,
-// InvalidToken for another token). Unknown keys wrap
-// sigv4.ErrUnknownAccessKey.
+// verifier: the root credential, or a job's session credential, derived
+// from the access key id (with its token and expiry, which the verifier
+// checks: ExpiredToken after expiry, InvalidToken for another token).
+// Access key ids that are neither wrap sigv4.ErrUnknownAccessKey.
 func (l *Local) Lookup(ctx context.Context, akid string) (sigv4.Credential, error) {
 	if l.isRoot(akid) {
 		return l.cfg.Root, nil
 	}
-	s, err := l.session(ctx, akid)
-	if errors.Is(err, store.ErrNotFound) {
+	jobID, expires, ok := decode(akid)
+	if !ok {
 		return sigv4.Credential{}, sigv4.ErrUnknownAccessKey
 	}
-	if err != nil {
-		return sigv4.Credential{}, err
-	}
-	return s.cred, nil
+	secret, token := l.derive(akid)
+	return sigv4.Credential{
+		AccessKeyID: akid, SecretAccessKey: secret, SessionToken: token,
+		Principal: l.principal(jobID), Expires: expires,
+	}, nil
 }
 
 // Authorize decides a request verified with cred: root may do everything;
-// a job's credential may read (GET, HEAD) exactly its Read keys and write
-// exactly its Write keys, in its bucket, and only while its job is not
-// finished (queued, handed to a worker, or in progress). Anything else —
-// listing, deleting, other keys or buckets, bucket operations — is
-// refused.
+// a job's credential may read (GET, HEAD) exactly its job's input
+// artifact objects and write exactly its output artifact objects (ScopeOf
+// its job data), in its bucket, and only while its job is not finished
+// (queued, handed to a worker, or in progress). Anything else — listing,
+// deleting, other keys or buckets, bucket operations — is refused.
 func (l *Local) Authorize(ctx context.Context, cred sigv4.Credential, access Access, bucket, key string) bool {
 	if l.isRoot(cred.AccessKeyID) {
 		return true
@@ -312,42 +257,61 @@ func (l *Local) Authorize(ctx context.Context, cred sigv4.Credential, access Acc
 	if access != AccessRead && access != AccessWrite {
 		return false
 	}
-	s, err := l.session(ctx, cred.AccessKeyID)
-	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			l.log.Error("artifact credential lookup failed", "access_key_id", cred.AccessKeyID, "err", err)
-		}
+	jobID, expires, ok := decode(cred.AccessKeyID)
+	if !ok {
 		return false
 	}
 	// The verifier checked the request against this very credential; make
 	// sure that it is the one in hand.
-	if subtle.ConstantTimeCompare([]byte(cred.SessionToken), []byte(s.cred.SessionToken)) != 1 ||
-		!l.cfg.Now().Before(s.cred.Expires) {
+	_, token := l.derive(cred.AccessKeyID)
+	if subtle.ConstantTimeCompare([]byte(cred.SessionToken), []byte(token)) != 1 ||
+		!l.cfg.Now().Before(expires) {
 		return false
 	}
-	if bucket != s.scope.Bucket || key == "" {
+	if key == "" {
 		return false
 	}
-	keys := s.scope.Read
+	scope, ok := l.activeScope(ctx, jobID)
+	if !ok || bucket != scope.Bucket {
+		return false
+	}
+	keys := scope.Read
 	if access == AccessWrite {
-		keys = s.scope.Write
+		keys = scope.Write
 	}
-	if !slices.Contains(keys, key) {
-		return false
-	}
-	return l.jobActive(ctx, s.scope.JobID)
+	return slices.Contains(keys, key)
 }
 
-// jobActive reports whether a job still exists and is not finished.
-func (l *Local) jobActive(ctx context.Context, id string) bool {
+// activeScope reads a job and returns the scope of its credentials; ok is
+// false when the job is gone or finished, or has no artifacts.
+func (l *Local) activeScope(ctx context.Context, id string) (Scope, bool) {
 	j, err := l.cfg.Store.GetJob(ctx, id)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			l.log.Error("reading the job of an artifact credential failed", "job_id", id, "err", err)
 		}
-		return false
+		return Scope{}, false
 	}
-	return JobActive(j.Status)
+	if !JobActive(j.Status) {
+		return Scope{}, false
+	}
+	doc, err := engine.DecodeJob(j)
+	if err != nil {
+		l.log.Error("decoding the job of an artifact credential failed", "job_id", id, "err", err)
+		return Scope{}, false
+	}
+	var data jobArtifacts
+	if err := json.Unmarshal(doc.Data, &data); err != nil {
+		l.log.Error("decoding the job data of an artifact credential failed", "job_id", id, "err", err)
+		return Scope{}, false
+	}
+	return ScopeOf(id, &wire.JobData{InputArtifacts: data.InputArtifacts, OutputArtifacts: data.OutputArtifacts})
+}
+
+// jobArtifacts is the part of a job's data that its scope comes from.
+type jobArtifacts struct {
+	InputArtifacts  []wire.Artifact `json:"inputArtifacts"`
+	OutputArtifacts []wire.Artifact `json:"outputArtifacts"`
 }
 
 // JobActive reports whether a job of the given status may use (and be

@@ -17,7 +17,6 @@ import (
 
 	"github.com/pipelined/pipelined/internal/artifacts"
 	"github.com/pipelined/pipelined/internal/s3api"
-	"github.com/pipelined/pipelined/internal/secrets"
 	"github.com/pipelined/pipelined/internal/sigv4"
 )
 
@@ -27,8 +26,9 @@ import (
 // DataDir/artifacts and are served over the S3 REST API, path-style, on the
 // server's own listener (routeAPIOrS3). The S3 handler verifies SigV4 for
 // service "s3" against the root credentials and the jobs' session
-// credentials (artifacts.Local), which may read exactly their job's input
-// objects and write exactly its output objects.
+// credentials (artifacts.Local: derived from the master key, not stored),
+// which may read exactly their job's input objects and write exactly its
+// output objects.
 //
 // External (ArtifactS3Endpoint set): any S3-compatible store; job
 // credentials come from STS AssumeRole on ArtifactRoleARN with a session
@@ -40,7 +40,9 @@ const ArtifactsDir = "artifacts"
 
 // setupArtifacts makes the minter that issues job credentials and, for the
 // embedded store, the S3 handler (nil for an external store).
-func (s *Server) setupArtifacts(ctx context.Context, sealer *secrets.Sealer) (http.Handler, error) {
+// masterKey is the server's master key, which the embedded store's job
+// credentials are derived from.
+func (s *Server) setupArtifacts(ctx context.Context, masterKey []byte) (http.Handler, error) {
 	cfg := s.cfg
 	ttl := cfg.ArtifactCredentialsTTL
 	if ttl == 0 {
@@ -76,7 +78,7 @@ func (s *Server) setupArtifacts(ctx context.Context, sealer *secrets.Sealer) (ht
 	// builtin.Options.EnsureArtifactBucket.
 	s.ensureArtifactBucket = func(ctx context.Context, bucket string) error { return createBucket(ctx, h, root, cfg.Region, bucket) }
 	local, err := artifacts.NewLocal(artifacts.LocalConfig{
-		Store: s.store, Sealer: sealer, Root: root, AccountID: cfg.AccountID, TTL: ttl, Logger: s.log, Now: cfg.ArtifactNow,
+		Store: s.store, MasterKey: masterKey, Root: root, AccountID: cfg.AccountID, TTL: ttl, Logger: s.log, Now: cfg.ArtifactNow,
 		EnsureBucket: s.ensureArtifactBucket,
 	})
 	if err != nil {

@@ -121,7 +121,10 @@ func (c *movableClock) advance(d time.Duration) {
 
 func TestArtifactCredentialsEmbeddedStore(t *testing.T) {
 	servertest.EachBackend(t, func(t *testing.T, backend servertest.Options) {
-		clock := &movableClock{}
+		// The credentials change every half TTL (30 minutes, counted from
+		// the epoch): start the clock one second into such a period.
+		now := time.Now()
+		clock := &movableClock{off: now.Truncate(30 * time.Minute).Add(30*time.Minute + time.Second).Sub(now)}
 		srv := servertest.Start(t, backend, func(c *server.Config) {
 			c.JobPollWait = 0
 			c.ArtifactNow = clock.now
@@ -262,8 +265,7 @@ func TestArtifactCredentialsEmbeddedStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sealer, _ := secrets.New(key)
-		past, err := artifacts.NewLocal(artifacts.LocalConfig{Store: srv.Store(), Sealer: sealer, AccountID: servertest.AccountID,
+		past, err := artifacts.NewLocal(artifacts.LocalConfig{Store: srv.Store(), MasterKey: key, AccountID: servertest.AccountID,
 			Root: rootCredential(), Now: func() time.Time { return time.Now().Add(-61 * time.Minute) }})
 		if err != nil {
 			t.Fatal(err)

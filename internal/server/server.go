@@ -184,7 +184,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	ex = executions.New(s.engine, st, svc, cfg.AccountID, cfg.JobPollWait)
 	s.executions = ex
-	artifactHandler, err := s.setupArtifacts(ctx, sealer)
+	artifactHandler, err := s.setupArtifacts(ctx, key)
 	if err != nil {
 		ln.Close()
 		st.Close()

@@ -287,8 +287,6 @@ type Store interface {
 
 	// Third-party clients: see the section below.
 	ThirdPartyClients
-	// Job session credentials: see the section below.
-	SessionCredentials
 }
 
 // ---------------------------------------------------------------------------
@@ -349,48 +347,4 @@ type ThirdPartyClients interface {
 	// pipeline), revoked ones included, ordered by pipeline, stage, action,
 	// then Created and ID (byte order).
 	ListClients(ctx context.Context, pipeline string) ([]ThirdPartyClient, error)
-}
-
-// ---------------------------------------------------------------------------
-// Job session credentials
-// ---------------------------------------------------------------------------
-
-// SessionCredential is a temporary access key issued to a job (its
-// artifactCredentials) for the embedded artifact store: the S3 server looks
-// it up by access key id to verify a worker's signature. The secret and the
-// session token are stored sealed under the master key (the caller seals
-// and opens them; the store keeps the strings as given); Scope is the
-// caller's JSON (which objects the credential may read and write), kept
-// byte for byte. A credential never changes once stored.
-type SessionCredential struct {
-	AccessKeyID string // chosen by the caller; unique in the store
-	JobID       string
-	// SealedSecret and SealedToken are the sealed secret access key and
-	// session token.
-	SealedSecret string
-	SealedToken  string
-	Scope        []byte
-	// Expires is when the credential stops working, kept as given (at
-	// millisecond precision). Created is assigned by the store.
-	Expires time.Time
-	Created time.Time
-}
-
-// SessionCredentials stores job session credentials.
-type SessionCredentials interface {
-	// CreateSessionCredential stores a new credential (Created: now,
-	// whatever c says) and returns it as stored. ErrAlreadyExists when the
-	// AccessKeyID is taken.
-	CreateSessionCredential(ctx context.Context, c SessionCredential) (SessionCredential, error)
-	// GetSessionCredential reads a credential by access key id, expired
-	// ones included (ErrNotFound).
-	GetSessionCredential(ctx context.Context, accessKeyID string) (SessionCredential, error)
-	// LatestSessionCredential returns the credential of a job that expires
-	// last, expired ones included (ErrNotFound when the job has none); ties
-	// are broken by the greater AccessKeyID (byte order).
-	LatestSessionCredential(ctx context.Context, jobID string) (SessionCredential, error)
-	// DeleteSessionCredentials deletes up to limit credentials whose
-	// Expires is at or before the given time and returns how many it
-	// deleted.
-	DeleteSessionCredentials(ctx context.Context, expiredBy time.Time, limit int) (int, error)
 }

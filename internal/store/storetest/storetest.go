@@ -104,7 +104,6 @@ func Run(t *testing.T, h Harness) {
 	tests = append(tests, handleTests...)
 	tests = append(tests, engineTests...)
 	tests = append(tests, clientTests...)
-	tests = append(tests, sessionTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
