@@ -53,6 +53,19 @@ type Type struct {
 	JobTimeoutMinutes int
 }
 
+// New builds the action type that a CreateCustomActionType-shaped request
+// describes (CreateCustomActionType itself, and the admin API's third-party
+// registration), with empty settings when none are given.
+func New(k Key, settings *wire.ActionTypeSettings, props []wire.ActionConfigurationProperty, in, out *wire.ArtifactDetails) *Type {
+	if settings == nil {
+		settings = &wire.ActionTypeSettings{}
+	}
+	return &Type{ActionType: wire.ActionType{
+		Id: k.ID(), Settings: settings, ActionConfigurationProperties: props,
+		InputArtifactDetails: in, OutputArtifactDetails: out,
+	}}
+}
+
 // Property returns the configuration property named name.
 func (t *Type) Property(name string) (wire.ActionConfigurationProperty, bool) {
 	for _, p := range t.ActionConfigurationProperties {

@@ -54,16 +54,7 @@ func (h *Handler) registerActionType(ctx context.Context, _ *http.Request, _ []s
 		return 0, nil, err
 	}
 	key := actiontypes.Key{Category: string(in.Category), Owner: "ThirdParty", Provider: in.Provider, Version: in.Version}
-	t := &actiontypes.Type{ActionType: wire.ActionType{
-		Id:                            key.ID(),
-		Settings:                      in.Settings,
-		ActionConfigurationProperties: in.ConfigurationProperties,
-		InputArtifactDetails:          in.InputArtifactDetails,
-		OutputArtifactDetails:         in.OutputArtifactDetails,
-	}}
-	if t.Settings == nil {
-		t.Settings = &wire.ActionTypeSettings{}
-	}
+	t := actiontypes.New(key, in.Settings, in.ConfigurationProperties, in.InputArtifactDetails, in.OutputArtifactDetails)
 	if in.JobTimeoutInMinutes != nil {
 		t.JobTimeoutMinutes = *in.JobTimeoutInMinutes
 	}

@@ -32,16 +32,7 @@ func validationErr(format string, args ...any) error {
 // worker polling for a version never sees its meaning change.
 func (s *Service) CreateCustomActionType(ctx context.Context, in *wire.CreateCustomActionTypeInput) (*wire.CreateCustomActionTypeOutput, error) {
 	key := actiontypes.Key{Category: string(in.Category), Owner: "Custom", Provider: in.Provider, Version: in.Version}
-	t := &actiontypes.Type{ActionType: wire.ActionType{
-		Id:                            key.ID(),
-		Settings:                      in.Settings,
-		ActionConfigurationProperties: in.ConfigurationProperties,
-		InputArtifactDetails:          in.InputArtifactDetails,
-		OutputArtifactDetails:         in.OutputArtifactDetails,
-	}}
-	if t.Settings == nil {
-		t.Settings = &wire.ActionTypeSettings{}
-	}
+	t := actiontypes.New(key, in.Settings, in.ConfigurationProperties, in.InputArtifactDetails, in.OutputArtifactDetails)
 	if err := actiontypes.Validate(t); err != nil {
 		return nil, err
 	}
