@@ -203,14 +203,26 @@ func (s *Service) PutJobSuccessResult(ctx context.Context, in *wire.PutJobSucces
 	if err != nil {
 		return err
 	}
-	r := engine.JobResult{Success: true, ContinuationToken: in.ContinuationToken, OutputVariables: in.OutputVariables}
-	if d := in.ExecutionDetails; d != nil {
+	r := successResult(in.ContinuationToken, in.ExecutionDetails, in.CurrentRevision)
+	r.OutputVariables = in.OutputVariables
+	return s.engine.CompleteJob(ctx, j.Pipeline, in.JobId, r)
+}
+
+// successResult and failureResult translate a worker's report, the same
+// for custom and third-party jobs, into the engine's.
+func successResult(continuation string, d *wire.ExecutionDetails, rev *wire.CurrentRevision) engine.JobResult {
+	r := engine.JobResult{Success: true, ContinuationToken: continuation}
+	if d != nil {
 		r.Summary, r.ExternalID, r.Percent = d.Summary, d.ExternalExecutionId, d.PercentComplete
 	}
-	if in.CurrentRevision != nil {
-		r.Revision = in.CurrentRevision.Revision
+	if rev != nil {
+		r.Revision = rev.Revision
 	}
-	return s.engine.CompleteJob(ctx, j.Pipeline, in.JobId, r)
+	return r
+}
+
+func failureResult(f *wire.FailureDetails) engine.JobResult {
+	return engine.JobResult{FailureType: string(f.Type), FailureMessage: f.Message, ExternalID: f.ExternalExecutionId}
 }
 
 // PutJobFailureResult reports a job failed.
@@ -219,7 +231,5 @@ func (s *Service) PutJobFailureResult(ctx context.Context, in *wire.PutJobFailur
 	if err != nil {
 		return err
 	}
-	return s.engine.CompleteJob(ctx, j.Pipeline, in.JobId, engine.JobResult{
-		FailureType: string(in.FailureDetails.Type), FailureMessage: in.FailureDetails.Message, ExternalID: in.FailureDetails.ExternalExecutionId,
-	})
+	return s.engine.CompleteJob(ctx, j.Pipeline, in.JobId, failureResult(in.FailureDetails))
 }

@@ -243,14 +243,7 @@ func (s *Service) PutThirdPartyJobSuccessResult(ctx context.Context, in *wire.Pu
 	if err != nil {
 		return err
 	}
-	r := engine.JobResult{Success: true, ContinuationToken: in.ContinuationToken}
-	if d := in.ExecutionDetails; d != nil {
-		r.Summary, r.ExternalID, r.Percent = d.Summary, d.ExternalExecutionId, d.PercentComplete
-	}
-	if in.CurrentRevision != nil {
-		r.Revision = in.CurrentRevision.Revision
-	}
-	return s.engine.CompleteJob(ctx, j.Pipeline, j.ID, r)
+	return s.engine.CompleteJob(ctx, j.Pipeline, j.ID, successResult(in.ContinuationToken, in.ExecutionDetails, in.CurrentRevision))
 }
 
 // PutThirdPartyJobFailureResult reports a job failed.
@@ -259,7 +252,5 @@ func (s *Service) PutThirdPartyJobFailureResult(ctx context.Context, in *wire.Pu
 	if err != nil {
 		return err
 	}
-	return s.engine.CompleteJob(ctx, j.Pipeline, j.ID, engine.JobResult{
-		FailureType: string(in.FailureDetails.Type), FailureMessage: in.FailureDetails.Message, ExternalID: in.FailureDetails.ExternalExecutionId,
-	})
+	return s.engine.CompleteJob(ctx, j.Pipeline, j.ID, failureResult(in.FailureDetails))
 }
