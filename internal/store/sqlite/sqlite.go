@@ -8,9 +8,9 @@
 //
 // Connections: a pool of read-only connections serves the reads (WAL lets
 // them run alongside the writer), and a pool of exactly one connection serves
-// every write. SQLite allows one writer at a time anyway; queueing writers in
-// database/sql (which honours the context) is cheaper and fairer than letting
-// them spin on SQLITE_BUSY. Write transactions start with BEGIN IMMEDIATE, so
+// every write. SQLite allows one writer at a time anyway; queueing writers
+// for one goroutine that commits them in groups (writer.go) is cheaper and
+// fairer than letting them spin on SQLITE_BUSY. Write transactions start with BEGIN IMMEDIATE, so
 // a handle in another process (or a second handle in this one) waits for the
 // write lock up front, under busy_timeout, instead of failing when a read
 // transaction tries to upgrade. A consequence: the callbacks of
@@ -67,6 +67,9 @@ type Store struct {
 	cdb              *sql.DB
 	checkpointerDone chan struct{}
 	closeErr         error
+
+	// The writer goroutine (writer.go): every write goes through it.
+	writerState
 }
 
 var _ store.Store = (*Store)(nil)
@@ -121,6 +124,7 @@ func (s *Store) open(ctx context.Context) error {
 	if err := s.writes.prepareAll(ctx, writeQueries); err != nil {
 		return err
 	}
+	s.startWriter()
 
 	s.rdb, err = sql.Open("sqlite", dsn(s.path, true))
 	if err != nil {
@@ -222,6 +226,9 @@ func (s *Store) Close() error {
 		if s.checkpointerDone != nil {
 			<-s.checkpointerDone
 		}
+		if s.writerDone != nil {
+			<-s.writerDone // after its batch in flight
+		}
 		s.hub.unsubscribeAll(s)
 		var errs []error
 		if s.cdb != nil {
@@ -254,29 +261,6 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("sqlite: ping: %w", err)
 	}
 	return nil
-}
-
-// write runs fn in one write transaction (BEGIN IMMEDIATE, on the single
-// write connection) and commits it unless fn fails.
-func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
-	tx, err := s.wdb.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	// After the transaction ends, whatever its outcome, cached reads are
-	// stale (a needless bump after a rollback costs one cache miss).
-	defer s.hub.reads.changed()
-	// Should fn panic (a callback, such as InPipeline's, that a server
-	// recovers from), roll back: an open transaction would keep the only
-	// write connection, and every later write would wait for it. After
-	// Commit or Rollback this is a no-op.
-	defer func() { _ = tx.Rollback() }()
-	if err := fn(&wtx{ctx: ctx, tx: tx, writes: &s.writes}); err != nil {
-		// The rollback error, if any, is less useful than fn's.
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
 }
 
 // now is the store's clock: Go's, at the precision the schema keeps, so a
