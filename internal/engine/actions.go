@@ -62,7 +62,7 @@ func (t *txn) startAction(x *Execution, st *StageRun, ad *wire.ActionDeclaration
 	for _, out := range ad.OutputArtifacts {
 		run.Outputs = append(run.Outputs, out.Name)
 	}
-	slot := t.rt.slot(st.Name)
+	slot := t.runtime().slot(st.Name)
 	if slot.LastAction == nil {
 		slot.LastAction = map[string]string{}
 	}

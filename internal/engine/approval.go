@@ -88,7 +88,7 @@ func (e *Engine) Approve(ctx context.Context, d ApprovalDecision) (time.Time, er
 // executions that ran the action last and those still active.
 func (t *txn) findApproval(d ApprovalDecision) (*Step, error) {
 	candidates := map[string]bool{}
-	if id := t.rt.slot(d.Stage).LastAction[d.Action]; id != "" {
+	if id := t.runtime().slot(d.Stage).LastAction[d.Action]; id != "" {
 		candidates[id] = true
 	}
 	active, err := t.tx.ActiveExecutions()

@@ -111,8 +111,11 @@ type txn struct {
 	tx       store.PipelineTx
 	pipeline string
 	now      time.Time
+	// The runtime document is read on first use (runtime): transitions
+	// such as an acknowledgement never need it.
 	rt       *Runtime
 	rtDoc    []byte // the runtime document as read
+	rtErr    error  // reading or decoding it failed: the transition fails
 	execs    map[string]*Execution
 	dirty    map[string]bool
 	defs     map[int]*wire.PipelineDeclaration
@@ -127,18 +130,11 @@ func (e *Engine) transact(ctx context.Context, pipeline string, fn func(t *txn) 
 	err := e.store.InPipeline(ctx, pipeline, func(tx store.PipelineTx) error {
 		t = &txn{ctx: ctx, e: e, tx: tx, pipeline: pipeline, now: e.now().UTC().Truncate(time.Millisecond),
 			execs: map[string]*Execution{}, dirty: map[string]bool{}, defs: map[int]*wire.PipelineDeclaration{}}
-		doc, err := tx.Runtime()
-		if err != nil {
-			return err
-		}
-		t.rt, t.rtDoc = &Runtime{}, doc
-		if doc != nil {
-			if err := json.Unmarshal(doc, t.rt); err != nil {
-				return fmt.Errorf("decode runtime of %q: %w", pipeline, err)
-			}
-		}
 		if err := fn(t); err != nil {
 			return err
+		}
+		if t.rtErr != nil {
+			return t.rtErr
 		}
 		return t.flush()
 	})
@@ -156,6 +152,28 @@ func (e *Engine) transact(ctx context.Context, pipeline string, fn func(t *txn) 
 	return nil
 }
 
+// runtime returns the pipeline's runtime document, reading it on first use.
+// A read or decode error is kept and fails the transition (transact checks
+// it), so callers need not handle it: they get an empty runtime meanwhile.
+func (t *txn) runtime() *Runtime {
+	if t.rt != nil {
+		return t.rt
+	}
+	t.rt = &Runtime{}
+	doc, err := t.tx.Runtime()
+	if err != nil {
+		t.rtErr = err
+		return t.rt
+	}
+	t.rtDoc = doc
+	if doc != nil {
+		if err := json.Unmarshal(doc, t.rt); err != nil {
+			t.rtErr = fmt.Errorf("decode runtime of %q: %w", t.pipeline, err)
+		}
+	}
+	return t.rt
+}
+
 func (t *txn) flush() error {
 	for id := range t.dirty {
 		x := t.execs[id]
@@ -170,6 +188,9 @@ func (t *txn) flush() error {
 		}); err != nil {
 			return err
 		}
+	}
+	if t.rt == nil {
+		return nil // not read, so not changed
 	}
 	doc, err := json.Marshal(t.rt)
 	if err != nil {

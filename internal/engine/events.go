@@ -53,8 +53,8 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (string, error) {
 				return wire.Errorf(wire.ErrValidation, "sourceRevisions names action '%s', which is not a source action of pipeline '%s'", action, req.Pipeline)
 			}
 		}
-		if t.rt.Active >= maxActive {
-			return wire.Errorf(wire.ErrConcurrentPipelineExecutionsLimitExceeded, "Pipeline '%s' already has %d executions in progress or waiting", req.Pipeline, t.rt.Active)
+		if t.runtime().Active >= maxActive {
+			return wire.Errorf(wire.ErrConcurrentPipelineExecutionsLimitExceeded, "Pipeline '%s' already has %d executions in progress or waiting", req.Pipeline, t.runtime().Active)
 		}
 		x := &Execution{
 			ID: e.newID(), Pipeline: req.Pipeline, PipelineVersion: t.latest, Status: StatusInProgress,
@@ -66,7 +66,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (string, error) {
 		}
 		id = x.ID
 		t.touch(x)
-		t.rt.Active++
+		t.runtime().Active++
 		if err := t.arrive(x); err != nil {
 			return err
 		}
@@ -194,7 +194,7 @@ func (e *Engine) Retry(ctx context.Context, pipeline, stage, id string, allActio
 		if err != nil {
 			return err
 		}
-		slot := t.rt.slot(stage)
+		slot := t.runtime().slot(stage)
 		if slot.Latest != x.ID {
 			return wire.Errorf(wire.ErrNotLatestPipelineExecution, "Execution %s is not the latest execution of stage '%s'", id, stage)
 		}
@@ -222,7 +222,7 @@ func (e *Engine) Retry(ctx context.Context, pipeline, stage, id string, allActio
 		st.Retries++
 		st.Status = StatusInProgress
 		x.Status, x.StatusSummary, x.StopMode, x.StopReason = StatusInProgress, "", "", ""
-		t.rt.Active++
+		t.runtime().Active++
 		if x.Mode != ModeParallel {
 			slot.Holder = x.ID
 		}
@@ -263,7 +263,7 @@ func (e *Engine) Rollback(ctx context.Context, pipeline, stage, target string) (
 		if tx.PipelineVersion != t.latest {
 			return wire.Errorf(wire.ErrPipelineExecutionOutdated, "Execution %s ran pipeline version %d; the pipeline is now version %d", target, tx.PipelineVersion, t.latest)
 		}
-		slot := t.rt.slot(stage)
+		slot := t.runtime().slot(stage)
 		if slot.Holder != "" || len(slot.Waiting) > 0 {
 			return wire.Errorf(wire.ErrUnableToRollbackStage, "Stage '%s' is in use; roll back when it is idle", stage)
 		}
@@ -280,7 +280,7 @@ func (e *Engine) Rollback(ctx context.Context, pipeline, stage, target string) (
 		}
 		id = x.ID
 		t.touch(x)
-		t.rt.Active++
+		t.runtime().Active++
 		if err := t.arrive(x); err != nil {
 			return err
 		}
@@ -299,7 +299,7 @@ func (e *Engine) SetTransition(ctx context.Context, pipeline, stage string, enab
 		if findStage(decl, stage) < 0 {
 			return wire.Errorf(wire.ErrStageNotFound, "Stage '%s' does not exist in pipeline '%s'", stage, pipeline)
 		}
-		slot := t.rt.slot(stage)
+		slot := t.runtime().slot(stage)
 		slot.ChangedAt, slot.ChangedBy = t.now, by
 		if !enabled {
 			slot.Disabled = &Disabled{Reason: reason}

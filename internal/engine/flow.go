@@ -150,7 +150,7 @@ func findRun(st *StageRun, action string) *ActionRun {
 func (t *txn) arrive(x *Execution) error {
 	x.Waiting = true
 	t.touch(x)
-	slot := t.rt.slot(x.Stages[x.Stage].Name)
+	slot := t.runtime().slot(x.Stages[x.Stage].Name)
 	if len(slot.Waiting) == 0 && t.mayEnter(x, slot) {
 		return t.enter(x, slot)
 	}
@@ -177,7 +177,7 @@ func (t *txn) mayEnter(x *Execution, slot *StageSlot) bool {
 
 // tryEnter lets a waiting execution in when its turn has come.
 func (t *txn) tryEnter(x *Execution) (bool, error) {
-	slot := t.rt.slot(x.Stages[x.Stage].Name)
+	slot := t.runtime().slot(x.Stages[x.Stage].Name)
 	if !t.mayEnter(x, slot) || (len(slot.Waiting) > 0 && slot.Waiting[0] != x.ID) {
 		return false, nil
 	}
@@ -203,7 +203,7 @@ func (t *txn) enter(x *Execution, slot *StageSlot) error {
 // release frees a stage an execution held and lets the next waiting
 // execution(s) in.
 func (t *txn) release(x *Execution, stage string) error {
-	slot := t.rt.slot(stage)
+	slot := t.runtime().slot(stage)
 	if slot.Holder == x.ID {
 		slot.Holder = ""
 	}
@@ -213,7 +213,7 @@ func (t *txn) release(x *Execution, stage string) error {
 // admit lets waiting executions into a stage, in arrival order, as far as
 // the stage allows (one in SUPERSEDED and QUEUED modes, all in PARALLEL).
 func (t *txn) admit(stage string) error {
-	slot := t.rt.slot(stage)
+	slot := t.runtime().slot(stage)
 	for len(slot.Waiting) > 0 && slot.Disabled == nil {
 		w, err := t.exec(slot.Waiting[0])
 		if err != nil {
@@ -238,11 +238,11 @@ func (t *txn) admit(stage string) error {
 
 // finish ends an execution.
 func (t *txn) finish(x *Execution, status, summary string) {
-	if x.Active() && t.rt.Active > 0 {
-		t.rt.Active--
+	if x.Active() && t.runtime().Active > 0 {
+		t.runtime().Active--
 	}
 	if x.Waiting && x.Stage < len(x.Stages) {
-		slot := t.rt.slot(x.Stages[x.Stage].Name)
+		slot := t.runtime().slot(x.Stages[x.Stage].Name)
 		slot.Waiting = remove(slot.Waiting, x.ID)
 		x.Waiting = false
 	}
