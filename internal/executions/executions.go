@@ -50,6 +50,8 @@ type Service struct {
 	// minter issues artifactCredentials (nil: none); see artifacts.go.
 	minter artifacts.Minter
 	log    *slog.Logger
+	// index: the pipelines of the jobs this replica handed out (jobindex.go).
+	index jobIndex
 }
 
 // New returns a Service. pollWait is how long PollForJobs waits for a job

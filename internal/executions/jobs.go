@@ -91,6 +91,7 @@ func (s *Service) claim(ctx context.Context, key actiontypes.Key, query *string,
 		jobs, err := s.store.ClaimJobs(ctx, store.ActionTypeKey(key), query, max,
 			func() string { return uuid.NewString() }, time.Now().Add(s.engine.AckTimeout()))
 		if err != nil || len(jobs) > 0 {
+			s.index.add(jobs)
 			return jobs, err
 		}
 		left := time.Until(deadline)
@@ -158,11 +159,11 @@ func (s *Service) job(ctx context.Context, id string) (store.Job, error) {
 
 // AcknowledgeJob confirms that the worker holding the nonce took the job.
 func (s *Service) AcknowledgeJob(ctx context.Context, in *wire.AcknowledgeJobInput) (*wire.AcknowledgeJobOutput, error) {
-	j, err := s.customJob(ctx, in.JobId)
+	pipeline, err := s.customJobPipeline(ctx, in.JobId)
 	if err != nil {
 		return nil, err
 	}
-	status, err := s.engine.Acknowledge(ctx, j.Pipeline, in.JobId, in.Nonce)
+	status, err := s.engine.Acknowledge(ctx, pipeline, in.JobId, in.Nonce)
 	if err != nil {
 		return nil, err
 	}
@@ -199,13 +200,17 @@ func (s *Service) PutJobSuccessResult(ctx context.Context, in *wire.PutJobSucces
 	if size > maxOutputVariablesSize {
 		return wire.Errorf(wire.ErrOutputVariablesSizeExceeded, "The output variables take %d bytes; the limit is %d", size, maxOutputVariablesSize)
 	}
-	j, err := s.customJob(ctx, in.JobId)
+	pipeline, err := s.customJobPipeline(ctx, in.JobId)
 	if err != nil {
 		return err
 	}
 	r := successResult(in.ContinuationToken, in.ExecutionDetails, in.CurrentRevision)
 	r.OutputVariables = in.OutputVariables
-	return s.engine.CompleteJob(ctx, j.Pipeline, in.JobId, r)
+	if err := s.engine.CompleteJob(ctx, pipeline, in.JobId, r); err != nil {
+		return err
+	}
+	s.index.forget(in.JobId)
+	return nil
 }
 
 // successResult and failureResult translate a worker's report, the same
@@ -227,9 +232,13 @@ func failureResult(f *wire.FailureDetails) engine.JobResult {
 
 // PutJobFailureResult reports a job failed.
 func (s *Service) PutJobFailureResult(ctx context.Context, in *wire.PutJobFailureResultInput) error {
-	j, err := s.customJob(ctx, in.JobId)
+	pipeline, err := s.customJobPipeline(ctx, in.JobId)
 	if err != nil {
 		return err
 	}
-	return s.engine.CompleteJob(ctx, j.Pipeline, in.JobId, failureResult(in.FailureDetails))
+	if err := s.engine.CompleteJob(ctx, pipeline, in.JobId, failureResult(in.FailureDetails)); err != nil {
+		return err
+	}
+	s.index.forget(in.JobId)
+	return nil
 }
