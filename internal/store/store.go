@@ -285,8 +285,9 @@ type Store interface {
 	// Close releases the store's resources.
 	Close() error
 
-	// Third-party clients: see the section below.
+	// Third-party clients and signing keys: see the sections below.
 	ThirdPartyClients
+	SigningKeyStore
 }
 
 // ---------------------------------------------------------------------------
@@ -347,4 +348,28 @@ type ThirdPartyClients interface {
 	// pipeline), revoked ones included, ordered by pipeline, stage, action,
 	// then Created and ID (byte order).
 	ListClients(ctx context.Context, pipeline string) ([]ThirdPartyClient, error)
+}
+
+// ---------------------------------------------------------------------------
+// OIDC signing keys
+// ---------------------------------------------------------------------------
+
+// SigningKeys is the OIDC issuer's key set as one record: the identity
+// service owns Doc's format (it seals private keys before they reach the
+// store). Version increases by one with every write; replicas agree on one
+// key set because every write is a compare-and-swap on it (Dex's model).
+type SigningKeys struct {
+	Version int64
+	Doc     []byte
+	Updated time.Time // assigned by the store
+}
+
+// SigningKeyStore keeps the issuer's key set.
+type SigningKeyStore interface {
+	// SigningKeys returns the stored key set (ErrNotFound when none yet).
+	SigningKeys(ctx context.Context) (SigningKeys, error)
+	// SwapSigningKeys stores doc as version prev+1 if the stored version is
+	// prev (0: nothing stored yet) and returns what was stored; ErrConflict
+	// when another writer stored a different version first.
+	SwapSigningKeys(ctx context.Context, prev int64, doc []byte) (SigningKeys, error)
 }

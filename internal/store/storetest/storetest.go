@@ -104,6 +104,7 @@ func Run(t *testing.T, h Harness) {
 	tests = append(tests, handleTests...)
 	tests = append(tests, engineTests...)
 	tests = append(tests, clientTests...)
+	tests = append(tests, signingKeyTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
