@@ -59,6 +59,9 @@ type Engine struct {
 	signals signals
 	// decoded caches decoded pipeline versions (they never change).
 	decoded declCache
+	// execs and jobDocs cache the documents transitions wrote (doccache.go).
+	execs   execCache
+	jobDocs jobDocCache
 	// Executors by action type, by owner, and by name (for timers).
 	byType  map[actiontypes.Key]Executor
 	byOwner map[string]Executor
@@ -119,9 +122,10 @@ type txn struct {
 	execs    map[string]*Execution
 	dirty    map[string]bool
 	defs     map[int]*wire.PipelineDeclaration
-	latest   int             // latest pipeline version, 0 until read
-	newJobs  map[string]bool // action type keys of the jobs queued
-	finished []string        // executions that ended in this transition
+	latest   int               // latest pipeline version, 0 until read
+	newJobs  map[string]bool   // action type keys of the jobs queued
+	finished []string          // executions that ended in this transition
+	written  map[string][]byte // executions flushed: their stored bytes
 }
 
 // transact runs fn as one engine transition of a pipeline.
@@ -140,6 +144,10 @@ func (e *Engine) transact(ctx context.Context, pipeline string, fn func(t *txn) 
 	})
 	if err != nil {
 		return err
+	}
+	// Committed: what the transition wrote is what the next one will read.
+	for id, doc := range t.written {
+		e.execs.put(id, doc, t.execs[id])
 	}
 	for key := range t.newJobs {
 		if err := e.store.Notify(context.WithoutCancel(ctx), JobsChannel, key); err != nil {
@@ -188,6 +196,10 @@ func (t *txn) flush() error {
 		}); err != nil {
 			return err
 		}
+		if t.written == nil {
+			t.written = map[string][]byte{}
+		}
+		t.written[id] = doc
 	}
 	if t.rt == nil {
 		return nil // not read, so not changed
@@ -210,6 +222,10 @@ func (t *txn) exec(id string) (*Execution, error) {
 	rec, err := t.tx.Execution(id)
 	if err != nil {
 		return nil, err
+	}
+	if x := t.e.execs.take(id, rec.Doc); x != nil {
+		t.execs[id] = x
+		return x, nil
 	}
 	x := &Execution{}
 	if err := json.Unmarshal(rec.Doc, x); err != nil {

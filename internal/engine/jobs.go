@@ -121,10 +121,14 @@ func (t *txn) loadJob(id string) (store.Job, *JobDoc, error) {
 	if err != nil {
 		return j, nil, err
 	}
+	if d := t.e.jobDocs.get(id, j.Doc); d != nil {
+		return j, d, nil
+	}
 	var doc JobDoc
 	if err := json.Unmarshal(j.Doc, &doc); err != nil {
 		return j, nil, err
 	}
+	t.e.jobDocs.put(id, j.Doc, &doc)
 	return j, &doc, nil
 }
 
@@ -308,14 +312,17 @@ func (t *txn) queueJob(s *Step, typ *actiontypes.Type, continuation string) erro
 			Location: &wire.ArtifactLocation{Type: wire.ArtifactLocationTypeS3, S3Location: &wire.S3ArtifactLocation{BucketName: ref.Bucket, ObjectKey: ref.Key}},
 		})
 	}
+	outputs := make([]JobOutput, 0, len(run.Outputs))
 	for _, name := range run.Outputs {
 		bucket := ""
 		if store_ != nil {
 			bucket = store_.Location
 		}
+		o := JobOutput{Name: name, Bucket: bucket, Key: artifactKey(x.Pipeline, name)}
+		outputs = append(outputs, o)
 		data.OutputArtifacts = append(data.OutputArtifacts, wire.Artifact{
 			Name:     name,
-			Location: &wire.ArtifactLocation{Type: wire.ArtifactLocationTypeS3, S3Location: &wire.S3ArtifactLocation{BucketName: bucket, ObjectKey: artifactKey(x.Pipeline, name)}},
+			Location: &wire.ArtifactLocation{Type: wire.ArtifactLocationTypeS3, S3Location: &wire.S3ArtifactLocation{BucketName: o.Bucket, ObjectKey: o.Key}},
 		})
 	}
 	raw, err := json.Marshal(data)
@@ -331,7 +338,9 @@ func (t *txn) queueJob(s *Step, typ *actiontypes.Type, continuation string) erro
 	if timeout <= 0 {
 		timeout = t.e.jobTO
 	}
-	doc, err := json.Marshal(JobDoc{Stage: run.Stage, Action: run.Name, ActionExec: run.ExecutionID, Attempt: run.Attempt, Continuation: continuation, Data: raw, TimeoutSeconds: int(max(timeout/time.Second, 1))})
+	jd := &JobDoc{Stage: run.Stage, Action: run.Name, ActionExec: run.ExecutionID, Attempt: run.Attempt, Continuation: continuation,
+		Data: raw, Outputs: outputs, TimeoutSeconds: int(max(timeout/time.Second, 1))}
+	doc, err := json.Marshal(jd)
 	if err != nil {
 		return err
 	}
@@ -342,6 +351,9 @@ func (t *txn) queueJob(s *Step, typ *actiontypes.Type, continuation string) erro
 		}
 	}
 	run.JobID = t.e.newID()
+	// The job's worker reports within seconds, usually to this replica:
+	// its transition finds the document decoded.
+	t.e.jobDocs.put(run.JobID, doc, jd)
 	if t.newJobs == nil {
 		t.newJobs = map[string]bool{}
 	}
@@ -388,6 +400,16 @@ func truncate(s string, n int) string {
 // recordOutputs stores where an action's output artifacts are, from the
 // job data the worker was given.
 func (t *txn) recordOutputs(x *Execution, run *ActionRun, job *JobDoc, revision string) error {
+	if job.Outputs != nil || len(run.Outputs) == 0 {
+		if x.Artifacts == nil {
+			x.Artifacts = map[string]ArtifactRef{}
+		}
+		for _, o := range job.Outputs {
+			x.Artifacts[o.Name] = ArtifactRef{Bucket: o.Bucket, Key: o.Key, Revision: revision, Producer: run.Name, Created: t.now}
+		}
+		return nil
+	}
+	// A job queued before JobDoc had Outputs: read them from the job data.
 	var data wire.JobData
 	if err := json.Unmarshal(job.Data, &data); err != nil {
 		return err

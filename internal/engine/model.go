@@ -191,8 +191,18 @@ type JobDoc struct {
 	Continuation string `json:"continuationToken,omitempty"`
 	// Data is the JSON of the job's wire.JobData, secrets sealed.
 	Data []byte `json:"data"`
+	// Outputs are where the job's output artifacts go (also in Data; kept
+	// apart so that a completion need not decode the job data).
+	Outputs []JobOutput `json:"outputs,omitempty"`
 	// TimeoutSeconds is how long an acknowledged job may run.
 	TimeoutSeconds int `json:"timeoutSeconds"`
+}
+
+// JobOutput is where a job writes one output artifact.
+type JobOutput struct {
+	Name   string `json:"name"`
+	Bucket string `json:"bucket"`
+	Key    string `json:"key"`
 }
 
 // TimerPayload is the payload of a store.Timer: which executor set it, for
