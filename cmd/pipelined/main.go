@@ -133,6 +133,12 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.cfg.ArtifactRoleARN, "artifact-role-arn", "", "external artifact store: the role STS AssumeRole issues job credentials for (narrowed to each job's objects by a session policy)")
 	fs.StringVar(&o.cfg.ArtifactSTSEndpoint, "artifact-sts-endpoint", "", "external artifact store: the STS endpoint URL (default: the AWS SDK's standard resolution)")
 	fs.DurationVar(&o.cfg.SourcePollInterval, "source-poll-interval", time.Minute, "how often S3 source actions with PollForSourceChanges check their object, starting an execution when it changed (negative: never)")
+	fs.StringVar(&o.cfg.Identity.OIDCAlgorithm, "oidc-algorithm", "RS256", "workload identity: the signing algorithm of ID tokens, RS256 or ES256 (a change applies from the key generated after it)")
+	fs.DurationVar(&o.cfg.Identity.OIDCKeyRotation, "oidc-key-rotation", 24*time.Hour, "workload identity: how long a signing key signs before the next one (published one period ahead) takes over")
+	fs.DurationVar(&o.cfg.Identity.OIDCTokenTTL, "oidc-token-ttl", time.Hour, "workload identity: the lifetime of ID tokens (5m to 12h); retired keys stay in the JWKS this long plus 5m")
+	fs.StringVar(&o.cfg.Identity.AWSSTSEndpoint, "aws-sts-endpoint", "", "workload identity: the STS endpoint AssumeRoleWithWebIdentity goes to (default: https://sts.<region>.amazonaws.com)")
+	fs.StringVar(&o.cfg.Identity.GCPSTSEndpoint, "gcp-sts-endpoint", "https://sts.googleapis.com", "workload identity: GCP's Security Token Service base URL (token exchange)")
+	fs.StringVar(&o.cfg.Identity.GCPIAMCredentialsEndpoint, "gcp-iam-credentials-endpoint", "https://iamcredentials.googleapis.com", "workload identity: GCP's IAM Credentials base URL (service account access tokens)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	return fs, o

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
+	"github.com/pipelined/pipelined/internal/identity"
 	"github.com/pipelined/pipelined/internal/secrets"
 	"github.com/pipelined/pipelined/internal/wire"
 )
@@ -275,6 +276,14 @@ func ValidateTags(tags []wire.Tag) error {
 			return wire.Errorf(wire.ErrInvalidTags, "Tag key '%s' is given more than once", t.Key)
 		}
 		seen[t.Key] = true
+		// pipelined's own tag: the claims of the sub of the pipeline's ID
+		// tokens (internal/identity). A bad value is refused here, not at
+		// the first token request.
+		if t.Key == identity.SubjectTag {
+			if _, err := identity.ParseSubjectClaims(t.Value); err != nil {
+				return wire.Errorf(wire.ErrInvalidTags, "%s", err.Error())
+			}
+		}
 	}
 	if len(tags) > maxTags {
 		return wire.Errorf(wire.ErrTooManyTags, "A resource can have at most %d tags", maxTags)

@@ -28,6 +28,7 @@ import (
 	"github.com/pipelined/pipelined/internal/credentials"
 	"github.com/pipelined/pipelined/internal/engine"
 	"github.com/pipelined/pipelined/internal/executions"
+	"github.com/pipelined/pipelined/internal/oidcapi"
 	"github.com/pipelined/pipelined/internal/pipelines"
 	"github.com/pipelined/pipelined/internal/secrets"
 	"github.com/pipelined/pipelined/internal/sigv4"
@@ -83,6 +84,9 @@ type Config struct {
 	// Built-in S3 actions (internal/builtin; see builtin.go in this package).
 	SourcePollInterval time.Duration    // how often polled S3 sources are checked (0: 1m; negative: never)
 	BuiltinS3          *builtin.Options // nil: the S3 the artifact store is on; tests point it elsewhere
+
+	// Workload identity: the OIDC issuer and token exchanges (identity.go).
+	Identity IdentityConfig
 }
 
 // Server is a running pipelined.
@@ -99,6 +103,7 @@ type Server struct {
 	listener             net.Listener
 	root                 credentials.Root
 	builtin              *builtin.Runner // built-in S3 action workers and source poller (builtin.go)
+	identity             *identityParts  // OIDC issuer and token endpoints (identity.go)
 	// PublicURL is the URL clients reach the server at.
 	PublicURL string
 }
@@ -190,6 +195,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	if s.identity, err = s.setupIdentity(ctx, sealer, svc); err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
 	// After the artifact store: the built-in S3 actions use its bucket hook.
 	s.builtin = builtin.New(s.engine, st, svc, s.builtinOptions())
 	reg := prometheus.NewRegistry()
@@ -216,6 +226,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Store: st, Pipelines: svc, Logger: log,
 		Verifier: &sigv4.Verifier{Region: cfg.Region, Service: admin.SigningService, Lookup: s.lookup},
 	}))
+	// Workload identity: discovery and JWKS, and the token endpoints.
+	mux.Handle(s.identity.issuer.DiscoveryPath(), s.identity.issuer.Handler())
+	mux.Handle(s.identity.issuer.JWKSPath(), s.identity.issuer.Handler())
+	mux.Handle(oidcapi.PathPrefix, s.identity.api)
 	mux.Handle("/", routeAPIOrS3(api, artifactHandler))
 	s.http = &http.Server{
 		Handler:           mux,
@@ -263,6 +277,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	}()
 	// Built-in S3 action workers and source poller: stopped first on shutdown,
 	// since their S3 I/O may go through this server's own listener.
+	identityDone := make(chan struct{})
+	go func() { defer close(identityDone); s.identity.issuer.Run(sweepCtx) }()
 	builtinCtx, stopBuiltin := context.WithCancel(context.WithoutCancel(ctx))
 	builtinDone := make(chan struct{})
 	go func() { defer close(builtinDone); s.builtin.Run(builtinCtx) }()
@@ -287,6 +303,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	stopSweeper()
 	<-sweeperDone
 	<-wakeupsDone
+	<-identityDone
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
