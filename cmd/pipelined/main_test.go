@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -314,6 +315,24 @@ func TestTwoReplicasOnOnePostgres(t *testing.T) {
 		t.Fatalf("the poll on A got %d jobs %v after B queued one", p.jobs, p.at.Sub(queued))
 	}
 	t.Logf("job queued on B → poll waiting on A answered %v later", p.at.Sub(queued))
+
+	// The replicas started together created one OIDC key set between them
+	// (a compare-and-swap in the store): both publish the same keys.
+	jwks := func(r *replica) string {
+		resp, err := http.Get(r.url + "/.well-known/jwks")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !strings.Contains(string(b), `"kid"`) {
+			t.Fatalf("JWKS of %s: %d %s", r.url, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	if ja, jb := jwks(a), jwks(b); ja != jb {
+		t.Fatalf("the replicas publish different keys:\n%s\n%s", ja, jb)
+	}
 
 	if _, err := ca.DeletePipeline(ctx, &codepipeline.DeletePipelineInput{Name: aws.String("shared")}); err != nil {
 		t.Fatal(err)

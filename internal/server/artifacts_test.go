@@ -225,7 +225,11 @@ func TestArtifactCredentialsEmbeddedStore(t *testing.T) {
 			{"list buckets", func() error { _, err := w.ListBuckets(ctx, &s3.ListBucketsInput{}); return err }, "AccessDenied"},
 			{"tampered session token", func() error {
 				bad := *cr
-				bad.SessionToken = aws.String(aws.ToString(cr.SessionToken)[:10] + "x" + aws.ToString(cr.SessionToken)[11:])
+				// Change one character (to another one: a token that
+				// happens to hold an x there must still be tampered with).
+				tok := []byte(aws.ToString(cr.SessionToken))
+				tok[10] = map[bool]byte{true: 'y', false: 'x'}[tok[10] == 'x']
+				bad.SessionToken = aws.String(string(tok))
 				_, err := getObject(t, jobS3(srv, &bad), "artifacts", aws.ToString(in.ObjectKey))
 				return err
 			}, "InvalidToken"},
@@ -237,7 +241,9 @@ func TestArtifactCredentialsEmbeddedStore(t *testing.T) {
 			}, "InvalidToken"},
 			{"wrong secret", func() error {
 				bad := *cr
-				bad.SecretAccessKey = aws.String("x" + aws.ToString(cr.SecretAccessKey)[1:])
+				sk := []byte(aws.ToString(cr.SecretAccessKey))
+				sk[0] = map[bool]byte{true: 'y', false: 'x'}[sk[0] == 'x']
+				bad.SecretAccessKey = aws.String(string(sk))
 				_, err := getObject(t, jobS3(srv, &bad), "artifacts", aws.ToString(in.ObjectKey))
 				return err
 			}, "SignatureDoesNotMatch"},

@@ -462,7 +462,8 @@ func TestAWSExchange(t *testing.T) {
 	_, otherBearer := heldJob(t, c, "aws-exchange-other")
 	_, env = oidcCall(t, srv, "id-token/aws", otherBearer, nil)
 	othersToken := tokenOf(t, env)
-	for name, tok := range map[string]string{"tampered": tampered, "forged by another key": foreign, "another job's": othersToken, "garbage": "not-a-jwt"} {
+	otherIssuer := foreignToken(t, "https://ci.elsewhere.example.com")
+	for name, tok := range map[string]string{"tampered": tampered, "forged by another key": foreign, "another issuer's": otherIssuer, "another job's": othersToken, "garbage": "not-a-jwt"} {
 		s, env, n := exchange(map[string]any{"oidcIdToken": tok})
 		if s != 400 || fmt.Sprint(env.fields()) != "[oidcIdToken]" || n != 0 {
 			t.Errorf("%s token: %d %+v after %d STS requests, want 400 naming oidcIdToken", name, s, env, n)
