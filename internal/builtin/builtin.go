@@ -184,7 +184,8 @@ func (r *Runner) listen(ctx context.Context) {
 			}
 			continue
 		}
-		for key := range ch {
+		for payload := range ch {
+			key, _ := engine.ParseJobsNotification(payload)
 			r.signal(key)
 		}
 		for key := range r.wake { // the stream broke: look again

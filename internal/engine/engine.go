@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +74,31 @@ type Engine struct {
 // queued; the payload is the action type's JobTypeKey.
 const JobsChannel = "jobs"
 
+// JobsNotification is the payload of a JobsChannel notification: n jobs of
+// the action type key were queued. Pollers wake one waiter per job (a
+// broadcast would wake every long poll of the type for each job, and all
+// but one would find nothing).
+func JobsNotification(key string, n int) string {
+	if n <= 1 {
+		return key
+	}
+	return key + "#" + strconv.Itoa(n)
+}
+
+// ParseJobsNotification reads a JobsChannel payload: the action type key
+// and how many jobs were queued (at least 1).
+func ParseJobsNotification(payload string) (key string, n int) {
+	k, count, ok := strings.Cut(payload, "#")
+	if !ok {
+		return payload, 1
+	}
+	n, err := strconv.Atoi(count)
+	if err != nil || n < 1 {
+		return k, 1
+	}
+	return k, n
+}
+
 // JobTypeKey is how a job notification names its action type.
 func JobTypeKey(k actiontypes.Key) string {
 	return k.Owner + "/" + k.Category + "/" + k.Provider + "/" + k.Version
@@ -123,7 +150,7 @@ type txn struct {
 	dirty    map[string]bool
 	defs     map[int]*wire.PipelineDeclaration
 	latest   int               // latest pipeline version, 0 until read
-	newJobs  map[string]bool   // action type keys of the jobs queued
+	newJobs  map[string]int    // jobs queued, by action type key
 	finished []string          // executions that ended in this transition
 	written  map[string][]byte // executions flushed: their stored bytes
 }
@@ -149,8 +176,8 @@ func (e *Engine) transact(ctx context.Context, pipeline string, fn func(t *txn) 
 	for id, doc := range t.written {
 		e.execs.put(id, doc, t.execs[id])
 	}
-	for key := range t.newJobs {
-		if err := e.store.Notify(context.WithoutCancel(ctx), JobsChannel, key); err != nil {
+	for key, n := range t.newJobs {
+		if err := e.store.Notify(context.WithoutCancel(ctx), JobsChannel, JobsNotification(key, n)); err != nil {
 			e.log.Warn("notify jobs", "err", err) // pollers also poll: a lost wake-up only delays
 		}
 	}

@@ -355,9 +355,9 @@ func (t *txn) queueJob(s *Step, typ *actiontypes.Type, continuation string) erro
 	// its transition finds the document decoded.
 	t.e.jobDocs.put(run.JobID, doc, jd)
 	if t.newJobs == nil {
-		t.newJobs = map[string]bool{}
+		t.newJobs = map[string]int{}
 	}
-	t.newJobs[JobTypeKey(key)] = true
+	t.newJobs[JobTypeKey(key)]++
 	return t.tx.PutJob(store.Job{
 		ID: run.JobID, ActionType: store.ActionTypeKey(key), QueryValue: query, Pipeline: x.Pipeline, ExecutionID: x.ID,
 		Status: store.JobQueued, Doc: doc, Created: t.now, Updated: t.now,

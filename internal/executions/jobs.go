@@ -86,30 +86,37 @@ const pollFallback = time.Second
 // worker learns of a job within milliseconds instead of at its next poll.
 func (s *Service) claim(ctx context.Context, key actiontypes.Key, query *string, max int) ([]store.Job, error) {
 	deadline := time.Now().Add(s.pollWait)
+	typeKey := engine.JobTypeKey(key)
 	for {
-		woken := s.wake.wait(engine.JobTypeKey(key))
+		wt := s.wake.wait(typeKey)
 		jobs, err := s.store.ClaimJobs(ctx, store.ActionTypeKey(key), query, max,
 			func() string { return uuid.NewString() }, time.Now().Add(s.engine.AckTimeout()))
 		if err != nil || len(jobs) > 0 {
+			s.wake.done(wt)
 			s.index.add(jobs)
 			return jobs, err
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
+			s.wake.done(wt)
 			return jobs, nil
 		}
 		timer := time.NewTimer(min(left, pollFallback))
 		select {
-		case <-woken:
+		case <-wt.ch:
+			timer.Stop()
+			continue // woken: look again (the wake-up is used)
 		case <-timer.C:
 		case <-s.draining:
 			timer.Stop()
+			s.wake.done(wt)
 			return nil, nil
 		case <-ctx.Done():
 			timer.Stop()
+			s.wake.done(wt)
 			return nil, nil // the caller went away: an empty answer nobody reads
 		}
-		timer.Stop()
+		s.wake.done(wt)
 	}
 }
 

@@ -13,33 +13,81 @@ import (
 // queued, on this replica or another (through the store's notifications).
 // A notification only wakes pollers up; they then claim from the store, so a
 // lost one costs at most the fallback interval.
+//
+// A notification of n jobs wakes n waiters of the type, oldest first, not
+// all of them: with many workers long-polling one type, a broadcast woke
+// every one of them for each job, and all but one found nothing (a store
+// read and two goroutine switches each, for nothing). A waiter that was
+// woken but leaves without having looked (its caller gave up, or it had
+// already found a job) passes the wake-up on, so that a job is never left
+// waiting for the fallback because its wake-up went to the wrong poller.
 type wakeups struct {
-	mu  sync.Mutex
-	chs map[string]chan struct{} // by job type key; closed on a wake-up
+	mu      sync.Mutex
+	waiters map[string][]*waiter // by job type key, oldest first
 }
 
-// wait returns a channel closed at the next wake-up for key. Take it
-// before looking for work, so that a job queued in between is not missed.
-func (w *wakeups) wait(key string) <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.chs == nil {
-		w.chs = map[string]chan struct{}{}
-	}
-	ch := w.chs[key]
-	if ch == nil {
-		ch = make(chan struct{})
-		w.chs[key] = ch
-	}
-	return ch
+// waiter is one long poll waiting for a wake-up.
+type waiter struct {
+	key   string
+	ch    chan struct{} // closed when woken
+	woken bool
 }
 
-func (w *wakeups) wake(key string) {
+// wait registers a waiter for key. Register before looking for work, so
+// that a job queued in between is not missed; call done when leaving.
+func (w *wakeups) wait(key string) *waiter {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if ch := w.chs[key]; ch != nil {
-		close(ch)
-		delete(w.chs, key)
+	if w.waiters == nil {
+		w.waiters = map[string][]*waiter{}
+	}
+	wt := &waiter{key: key, ch: make(chan struct{})}
+	w.waiters[key] = append(w.waiters[key], wt)
+	return wt
+}
+
+// done unregisters a waiter that did not use its wake-up: one that found a
+// job without it, or gave up. A wake-up it received goes to the next
+// waiter. A waiter that was woken and is about to look again needs no done.
+func (w *wakeups) done(wt *waiter) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if wt.woken {
+		w.wakeLocked(wt.key, 1)
+		return
+	}
+	q := w.waiters[wt.key]
+	for i, o := range q {
+		if o == wt {
+			w.waiters[wt.key] = append(q[:i:i], q[i+1:]...)
+			break
+		}
+	}
+	if len(w.waiters[wt.key]) == 0 {
+		delete(w.waiters, wt.key)
+	}
+}
+
+// wake wakes up to n waiters of key, oldest first.
+func (w *wakeups) wake(key string, n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.wakeLocked(key, n)
+}
+
+func (w *wakeups) wakeLocked(key string, n int) {
+	q := w.waiters[key]
+	for n > 0 && len(q) > 0 {
+		wt := q[0]
+		q = q[1:]
+		wt.woken = true
+		close(wt.ch)
+		n--
+	}
+	if len(q) == 0 {
+		delete(w.waiters, key)
+	} else {
+		w.waiters[key] = q
 	}
 }
 
@@ -48,9 +96,12 @@ func (w *wakeups) wake(key string) {
 func (w *wakeups) wakeAll() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for k, ch := range w.chs {
-		close(ch)
-		delete(w.chs, k)
+	for key, q := range w.waiters {
+		for _, wt := range q {
+			wt.woken = true
+			close(wt.ch)
+		}
+		delete(w.waiters, key)
 	}
 }
 
@@ -68,8 +119,8 @@ func (s *Service) RunWakeups(ctx context.Context, log *slog.Logger) {
 			}
 			continue
 		}
-		for key := range ch {
-			s.wake.wake(key)
+		for payload := range ch {
+			s.wake.wake(engine.ParseJobsNotification(payload))
 		}
 		// The stream ended (connection lost): wake everyone to look again.
 		s.wake.wakeAll()
