@@ -131,10 +131,19 @@ const (
 			status, nonce, deadline, created, updated, doc`
 )
 
+// The group commit's savepoint statements (writer.go): one of each per
+// write of a batch.
+const (
+	qSavepoint  = `SAVEPOINT w`
+	qRelease    = `RELEASE w`
+	qRollbackTo = `ROLLBACK TO w`
+)
+
 // writeQueries are prepared on the write connection when the store opens:
 // preparing later would need a connection while a transaction may hold the
 // only one.
 var writeQueries = []string{
+	qSavepoint, qRelease, qRollbackTo,
 	qPipelineLatest, qPipelineVersion, qPipelineInsert, qHeadInsert, qHeadAdvance, qHeadDelete, qPipelinesDelete,
 	qTags, qTagsClear, qTagPut,
 	qActionType, qActionTypePut,

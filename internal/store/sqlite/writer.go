@@ -125,6 +125,8 @@ func (s *Store) runBatch(batch []*writeReq) {
 	}
 	savepoints := len(batch) > 1
 	committed := false
+	// The savepoint statements run prepared, on the transaction.
+	sp := &wtx{ctx: context.Background(), tx: tx, writes: &s.writes}
 	defer func() {
 		if !committed {
 			_ = tx.Rollback()
@@ -136,7 +138,7 @@ func (s *Store) runBatch(batch []*writeReq) {
 			continue
 		}
 		if savepoints {
-			if _, err := tx.Exec("SAVEPOINT w"); err != nil {
+			if _, err := sp.exec(qSavepoint); err != nil {
 				s.failBatch(batch[:i+1], fmt.Errorf("sqlite: savepoint: %w", err))
 				return
 			}
@@ -150,7 +152,7 @@ func (s *Store) runBatch(batch []*writeReq) {
 		r.res = runWrite(r.fn, w)
 		if r.res.err == nil && !r.res.panicked {
 			if savepoints {
-				if _, err := tx.Exec("RELEASE w"); err != nil {
+				if _, err := sp.exec(qRelease); err != nil {
 					s.failBatch(batch[:i+1], fmt.Errorf("sqlite: release savepoint: %w", err))
 					return
 				}
@@ -163,11 +165,11 @@ func (s *Store) runBatch(batch []*writeReq) {
 		// Undo this write only. Should SQLite have rolled back the whole
 		// transaction already (some I/O errors do), the earlier writes are
 		// lost too: they fail with the error.
-		if _, err := tx.Exec("ROLLBACK TO w"); err != nil {
+		if _, err := sp.exec(qRollbackTo); err != nil {
 			s.failBatch(batch[:i], fmt.Errorf("sqlite: rollback to savepoint: %w", err))
 			return
 		}
-		if _, err := tx.Exec("RELEASE w"); err != nil {
+		if _, err := sp.exec(qRelease); err != nil {
 			s.failBatch(batch[:i], fmt.Errorf("sqlite: release savepoint: %w", err))
 			return
 		}
