@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pipelined/pipelined/internal/federation"
 	"github.com/pipelined/pipelined/internal/identity"
@@ -49,17 +50,32 @@ type Config struct {
 	GCP       *federation.GCP
 	AccountID string
 	Logger    *slog.Logger
+	// Registerer takes the endpoints' metrics (nil: not registered).
+	Registerer prometheus.Registerer
 }
 
 // Handler serves the API.
 type Handler struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg      Config
+	mux      *http.ServeMux
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
 }
 
 // New returns the handler of PathPrefix.
 func New(cfg Config) *Handler {
-	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pipelined_oidc_requests_total", Help: "Workload identity requests by endpoint and error code (empty: success).",
+		}, []string{"endpoint", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "pipelined_oidc_request_duration_seconds", Help: "Workload identity request latency by endpoint (exchanges include the cloud provider's).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"endpoint"}),
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(h.requests, h.duration)
+	}
 	h.route("id-token/aws", h.idTokenAWS)
 	h.route("id-token/gcp", h.idTokenGCP)
 	h.route("access-token/aws/webidentity-session-access", h.awsSession)
@@ -106,14 +122,17 @@ const maxBody = 64 << 10
 
 func (h *Handler) route(path string, fn func(c *call, body []byte) (any, error)) {
 	h.mux.HandleFunc(PathPrefix+path, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		c := &call{r: r, correlationID: uuid.NewString()}
 		c.log = h.cfg.Logger.With("correlation_id", c.correlationID, "path", r.URL.Path)
 		w.Header().Set("X-Correlation-Id", c.correlationID)
 		data, err := h.serve(c, fn)
+		defer func() { h.duration.WithLabelValues(path).Observe(time.Since(start).Seconds()) }()
 		if err != nil {
-			h.fail(w, c, err)
+			h.requests.WithLabelValues(path, h.fail(w, c, err)).Inc()
 			return
 		}
+		h.requests.WithLabelValues(path, "").Inc()
 		writeJSON(w, http.StatusOK, map[string]any{"status": "SUCCESS", "data": data, "metaData": nil, "correlationId": c.correlationID})
 	})
 }
@@ -176,7 +195,8 @@ func bearer(r *http.Request) (string, bool) {
 	return "", false
 }
 
-func (h *Handler) fail(w http.ResponseWriter, c *call, err error) {
+// fail answers the error envelope and returns its code.
+func (h *Handler) fail(w http.ResponseWriter, c *call, err error) string {
 	var ae *apiError
 	if !errors.As(err, &ae) {
 		// Unexpected (the store): logged with its cause, answered plainly.
@@ -202,6 +222,7 @@ func (h *Handler) fail(w http.ResponseWriter, c *call, err error) {
 	writeJSON(w, ae.status, map[string]any{
 		"status": status, "code": ae.code, "message": ae.message, "correlationId": c.correlationID, "errors": fields,
 	})
+	return ae.code
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

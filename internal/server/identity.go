@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pipelined/pipelined/internal/federation"
 	"github.com/pipelined/pipelined/internal/identity"
 	"github.com/pipelined/pipelined/internal/oidc"
@@ -60,7 +62,7 @@ type identityParts struct {
 	api    *oidcapi.Handler
 }
 
-func (s *Server) setupIdentity(ctx context.Context, sealer *secrets.Sealer, svc *pipelines.Service) (*identityParts, error) {
+func (s *Server) setupIdentity(ctx context.Context, sealer *secrets.Sealer, svc *pipelines.Service, reg prometheus.Registerer) (*identityParts, error) {
 	c := s.cfg.Identity
 	if err := CheckTokenTTL(c.OIDCTokenTTL); err != nil {
 		return nil, err
@@ -86,7 +88,7 @@ func (s *Server) setupIdentity(ctx context.Context, sealer *secrets.Sealer, svc 
 		PipelineARN: svc.PipelineARN, TokenTTL: ttl, Now: now,
 	})
 	api := oidcapi.New(oidcapi.Config{
-		Identity: ids, AccountID: s.cfg.AccountID, Logger: s.log,
+		Identity: ids, AccountID: s.cfg.AccountID, Logger: s.log, Registerer: reg,
 		AWS: &federation.AWS{Endpoint: c.AWSSTSEndpoint, Region: s.cfg.Region, MaxTotal: c.FederationMaxTotal,
 			HTTPClient: &http.Client{Timeout: 10 * time.Second}},
 		GCP: &federation.GCP{STSEndpoint: c.GCPSTSEndpoint, IAMCredentialsEndpoint: c.GCPIAMCredentialsEndpoint, MaxTotal: c.FederationMaxTotal,

@@ -255,6 +255,22 @@ func TestIDTokenOnlyForRunningJobs(t *testing.T) {
 	// ...and the finished one is over.
 	s, env = oidcCall(t, srv, "id-token/aws", bearer, nil)
 	check("finished job", s, env, 403, "ACCESS_DENIED")
+
+	// The refusals are counted by endpoint and code.
+	resp, err = srv.HTTP.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`pipelined_oidc_requests_total{code="UNAUTHORIZED",endpoint="id-token/aws"} 4`,
+		`pipelined_oidc_requests_total{code="ACCESS_DENIED",endpoint="id-token/aws"} 2`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // TestIDTokenClaimsCannotBeChosen: asserted attributes must equal the

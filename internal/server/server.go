@@ -195,15 +195,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	if s.identity, err = s.setupIdentity(ctx, sealer, svc); err != nil {
-		ln.Close()
-		st.Close()
-		return nil, err
-	}
 	// After the artifact store: the built-in S3 actions use its bucket hook.
 	s.builtin = builtin.New(s.engine, st, svc, s.builtinOptions())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if s.identity, err = s.setupIdentity(ctx, sealer, svc, reg); err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
 	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.lookup}
 	api := awsjson.New(api{Service: svc, ex: ex}, awsjson.SigV4{Verifier: verifier}, awsjson.Options{Logger: log, Registerer: reg})
 
