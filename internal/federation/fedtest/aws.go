@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -48,9 +47,7 @@ type AWSSTS struct {
 	cfg      AWSSTSConfig
 	verifier verifier
 
-	mu     sync.Mutex
-	script script
-	claims map[string]any
+	recorder
 	issued map[string]awsSession // by access key ID
 }
 
@@ -82,41 +79,6 @@ func NewAWSSTS(t testing.TB, cfg AWSSTSConfig) *AWSSTS {
 	t.Cleanup(srv.Close)
 	s.URL = srv.URL
 	return s
-}
-
-// Fail makes the next n AssumeRoleWithWebIdentity requests fail with the
-// STS error code and HTTP status before any checking, e.g.
-// ("IDPCommunicationError", 400), ("Throttling", 400),
-// ("InternalFailure", 500). Status 0 drops the connection without an
-// answer instead. Calls add to the queue.
-func (s *AWSSTS) Fail(n int, code string, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.script.add(n, code, status, "")
-}
-
-// FailWith is Fail with the error message STS answers, for failures whose
-// meaning is in the message (InvalidIdentityToken).
-func (s *AWSSTS) FailWith(n int, code string, status int, message string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.script.add(n, code, status, message)
-}
-
-// Requests is the number of AssumeRoleWithWebIdentity requests received,
-// failed ones included (GetCallerIdentity is not counted).
-func (s *AWSSTS) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.script.requests
-}
-
-// LastClaims are the claims of the last token that passed verification
-// (nil before any), whether or not Conditions then refused it.
-func (s *AWSSTS) LastClaims() map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.claims)
 }
 
 func (s *AWSSTS) serve(w http.ResponseWriter, r *http.Request) {

@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -63,9 +62,7 @@ type GCP struct {
 	cfg      GCPConfig
 	verifier verifier
 
-	mu        sync.Mutex
-	script    script
-	claims    map[string]any
+	recorder
 	federated map[string]gcpFederated // by token
 	lastSA    string
 }
@@ -101,33 +98,6 @@ func NewGCP(t testing.TB, cfg GCPConfig) *GCP {
 	return g
 }
 
-// Fail makes the next n requests (to either API) fail with the HTTP
-// status before any checking. code is the error in the shape of the API
-// hit: STS's OAuth error ("temporarily_unavailable"), or IAM
-// Credentials' status ("UNAVAILABLE", "PERMISSION_DENIED"). Status 0
-// drops the connection without an answer instead. Calls add to the queue.
-func (g *GCP) Fail(n int, code string, status int) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.script.add(n, code, status, "")
-}
-
-// Requests is the number of requests received by both APIs, failed ones
-// included.
-func (g *GCP) Requests() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.script.requests
-}
-
-// LastClaims are the claims of the last ID token that passed verification
-// in a token exchange (nil before any).
-func (g *GCP) LastClaims() map[string]any {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return maps.Clone(g.claims)
-}
-
 // LastServiceAccount is the email of the last access token issued.
 func (g *GCP) LastServiceAccount() string {
 	g.mu.Lock()
@@ -152,9 +122,9 @@ func (g *GCP) serve(w http.ResponseWriter, r *http.Request) {
 		case f.status == 0:
 			dropConnection(w)
 		case isSTS:
-			oauthError(w, f.status, f.code, "injected failure (fedtest)")
+			oauthError(w, f.status, f.code, f.message)
 		default:
-			googleError(w, f.status, f.code, "injected failure (fedtest)")
+			googleError(w, f.status, f.code, f.message)
 		}
 		return
 	}

@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -123,6 +125,48 @@ type failure struct {
 	code    string
 	status  int
 	message string
+}
+
+// recorder is what both fakes keep of their requests, behind one lock:
+// the failure script, the request count, and the last verified claims.
+// Its exported methods are the fakes'.
+type recorder struct {
+	mu     sync.Mutex
+	script script
+	claims map[string]any
+}
+
+// Fail makes the next n requests the fake counts (AWS:
+// AssumeRoleWithWebIdentity; GCP: both APIs) fail with the error code
+// and HTTP status before any checking, e.g. STS's ("IDPCommunicationError",
+// 400), ("Throttling", 400), ("InternalFailure", 500); GCP STS's OAuth
+// error ("temporarily_unavailable") or IAM Credentials' status
+// ("UNAVAILABLE", "PERMISSION_DENIED"). Status 0 drops the connection
+// without an answer instead. Calls add to the queue.
+func (r *recorder) Fail(n int, code string, status int) { r.FailWith(n, code, status, "") }
+
+// FailWith is Fail with the error message answered, for failures whose
+// meaning is in the message (STS's InvalidIdentityToken).
+func (r *recorder) FailWith(n int, code string, status int, message string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.script.add(n, code, status, message)
+}
+
+// Requests is the number of requests counted (see Fail), failed ones
+// included.
+func (r *recorder) Requests() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.script.requests
+}
+
+// LastClaims are the claims of the last token that passed verification
+// (nil before any), whether or not a condition then refused it.
+func (r *recorder) LastClaims() map[string]any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.claims)
 }
 
 // script is a queue of failures and a request counter.
