@@ -15,75 +15,61 @@ import (
 // from, so a write by another replica, or by a transaction whose result was
 // not cached, is never missed (it costs a decode, not a stale read).
 
-// execCache keeps executions written by committed transitions. An entry is
-// taken out (removed) by the transition that uses it, which mutates it; the
-// transition puts it back, with its new bytes, only once it committed. A
-// failed transition therefore leaves no mutated entry behind.
-type execCache struct {
+// docCache keeps decoded documents by id, each with the bytes it was
+// decoded from (or encoded to).
+//
+// Executions are taken out (removed) by the transition that uses one,
+// which mutates it; the transition puts it back, with its new bytes, only
+// once it committed, so a failed transition leaves no mutated entry behind.
+// Job documents never change after a job is created and the engine only
+// reads them, so their entries are shared (get).
+type docCache[T any] struct {
 	mu sync.Mutex
-	m  map[string]cachedExec
+	m  map[string]cachedDoc[T]
 }
 
-type cachedExec struct {
+type cachedDoc[T any] struct {
 	doc []byte
-	x   *Execution
+	v   *T
 }
 
-// execCacheMax bounds the cache; past it, it starts over.
-const execCacheMax = 4096
+type (
+	execCache   = docCache[Execution]
+	jobDocCache = docCache[JobDoc]
+)
 
-// take returns the cached execution decoded from doc, removing it.
-func (c *execCache) take(id string, doc []byte) *Execution {
+// docCacheMax bounds a cache; past it, it starts over.
+const docCacheMax = 4096
+
+// get returns the entry decoded from doc (nil if none).
+func (c *docCache[T]) get(id string, doc []byte) *T { return c.lookup(id, doc, false) }
+
+// take is get that also removes the entry, whatever it held.
+func (c *docCache[T]) take(id string, doc []byte) *T { return c.lookup(id, doc, true) }
+
+func (c *docCache[T]) lookup(id string, doc []byte, remove bool) *T {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[id]
 	if !ok {
 		return nil
 	}
-	delete(c.m, id)
+	if remove {
+		delete(c.m, id)
+	}
 	if !bytes.Equal(e.doc, doc) {
 		return nil
 	}
-	return e.x
+	return e.v
 }
 
-// put caches an execution and the bytes it was stored as. x must no longer
-// be used by the caller.
-func (c *execCache) put(id string, doc []byte, x *Execution) {
+// put caches v as decoded from doc. v must no longer be changed by the
+// caller.
+func (c *docCache[T]) put(id string, doc []byte, v *T) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= execCacheMax {
-		c.m = make(map[string]cachedExec)
+	if c.m == nil || len(c.m) >= docCacheMax {
+		c.m = make(map[string]cachedDoc[T])
 	}
-	c.m[id] = cachedExec{doc: doc, x: x}
-}
-
-// jobDocCache keeps decoded job documents. A job's document never changes
-// after it is created, and the engine only reads it, so entries are shared.
-type jobDocCache struct {
-	mu sync.Mutex
-	m  map[string]cachedJobDoc
-}
-
-type cachedJobDoc struct {
-	doc []byte
-	d   *JobDoc
-}
-
-func (c *jobDocCache) get(id string, doc []byte) *JobDoc {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.m[id]; ok && bytes.Equal(e.doc, doc) {
-		return e.d
-	}
-	return nil
-}
-
-func (c *jobDocCache) put(id string, doc []byte, d *JobDoc) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= execCacheMax {
-		c.m = make(map[string]cachedJobDoc)
-	}
-	c.m[id] = cachedJobDoc{doc: doc, d: d}
+	c.m[id] = cachedDoc[T]{doc: doc, v: v}
 }
