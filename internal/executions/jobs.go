@@ -96,28 +96,36 @@ func (s *Service) claim(ctx context.Context, key actiontypes.Key, query *string,
 			s.index.add(jobs)
 			return jobs, err
 		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			s.wake.done(wt)
-			return jobs, nil
-		}
-		timer := time.NewTimer(min(left, pollFallback))
-		select {
-		case <-wt.ch:
-			timer.Stop()
-			continue // woken: look again (the wake-up is used)
-		case <-timer.C:
-		case <-s.draining:
-			timer.Stop()
-			s.wake.done(wt)
-			return nil, nil
-		case <-ctx.Done():
-			timer.Stop()
-			s.wake.done(wt)
-			return nil, nil // the caller went away: an empty answer nobody reads
+		woken, stop := s.sleep(ctx, wt, deadline)
+		if woken {
+			continue // look again: the wake-up is used
 		}
 		s.wake.done(wt)
+		if stop {
+			return nil, nil
+		}
 	}
+}
+
+// sleep waits for a long poll's wake-up, or the fallback interval, and says
+// whether it was woken, or must stop: the wait ran out, the server drains,
+// or the caller went away (an empty answer nobody reads).
+func (s *Service) sleep(ctx context.Context, wt *waiter, deadline time.Time) (woken, stop bool) {
+	left := time.Until(deadline)
+	if left <= 0 {
+		return false, true
+	}
+	timer := time.NewTimer(min(left, pollFallback))
+	defer timer.Stop()
+	select {
+	case <-wt.ch:
+		return true, false
+	case <-timer.C:
+		return false, false
+	case <-s.draining:
+	case <-ctx.Done():
+	}
+	return false, true
 }
 
 // jobData is the job data a worker receives: secret configuration values

@@ -123,11 +123,11 @@ const maxBody = 64 << 10
 func (h *Handler) route(path string, fn func(c *call, body []byte) (any, error)) {
 	h.mux.HandleFunc(PathPrefix+path, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		defer func() { h.duration.WithLabelValues(path).Observe(time.Since(start).Seconds()) }()
 		c := &call{r: r, correlationID: uuid.NewString()}
 		c.log = h.cfg.Logger.With("correlation_id", c.correlationID, "path", r.URL.Path)
 		w.Header().Set("X-Correlation-Id", c.correlationID)
 		data, err := h.serve(c, fn)
-		defer func() { h.duration.WithLabelValues(path).Observe(time.Since(start).Seconds()) }()
 		if err != nil {
 			h.requests.WithLabelValues(path, h.fail(w, c, err)).Inc()
 			return
