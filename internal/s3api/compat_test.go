@@ -29,8 +29,13 @@ func needTool(t *testing.T, name string, args ...string) {
 }
 
 // pythonEnv is the environment for boto3 and the aws CLI: our endpoint,
-// credentials and CA, and path-style addressing.
+// the job's credentials and our CA, and path-style addressing.
 func pythonEnv(t *testing.T, env *testEnv) []string {
+	return pythonEnvAs(t, env, jobAKID, jobSecret, jobToken)
+}
+
+// pythonEnvAs is pythonEnv with other credentials (token "" for none).
+func pythonEnvAs(t *testing.T, env *testEnv, akid, secret, token string) []string {
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.pem")
 	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: env.srv.Certificate().Raw}), 0o600)
@@ -42,11 +47,13 @@ func pythonEnv(t *testing.T, env *testEnv) []string {
 			out = append(out, kv)
 		}
 	}
+	if token != "" {
+		out = append(out, "AWS_SESSION_TOKEN="+token)
+	}
 	return append(out,
 		"AWS_ENDPOINT_URL="+env.srv.URL,
-		"AWS_ACCESS_KEY_ID="+jobAKID,
-		"AWS_SECRET_ACCESS_KEY="+jobSecret,
-		"AWS_SESSION_TOKEN="+jobToken,
+		"AWS_ACCESS_KEY_ID="+akid,
+		"AWS_SECRET_ACCESS_KEY="+secret,
 		"AWS_DEFAULT_REGION="+testRegion,
 		"AWS_CA_BUNDLE="+ca,
 		"AWS_CONFIG_FILE="+cfg,

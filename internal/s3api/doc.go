@@ -30,17 +30,56 @@
 //
 // ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
 // PutObject, GetObject (single byte ranges, If-Match, If-None-Match),
-// HeadObject, DeleteObject, ListObjectsV2 (prefix, delimiter, max-keys,
-// continuation-token, start-after, encoding-type=url), and multipart uploads
-// (CreateMultipartUpload, UploadPart, CompleteMultipartUpload with the
-// "md5-of-md5s-N" ETag, AbortMultipartUpload, ListParts). Anything else
-// answers NotImplemented.
+// HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjectsV2
+// (prefix, delimiter, max-keys, continuation-token, start-after,
+// encoding-type=url), and multipart uploads (CreateMultipartUpload,
+// UploadPart, CompleteMultipartUpload with the "md5-of-md5s-N" ETag,
+// AbortMultipartUpload, ListParts, ListMultipartUploads). Anything else
+// answers NotImplemented, UploadPartCopy included (so the aws CLI cannot
+// copy objects above its multipart threshold, 8 MB by default, between
+// keys: it copies those part by part).
+//
+//   - DeleteObjects: up to 1000 keys (MalformedXML beyond), a body of at
+//     most 4 MiB, which must carry Content-MD5 or an x-amz-checksum-*
+//     header or trailer (current SDKs send CRC32 only), verified; without
+//     either, InvalidRequest "Missing required header for this request:
+//     Content-MD5", as S3 answers. A missing key counts as deleted; Quiet
+//     leaves out the Deleted entries. VersionId "null" is the object
+//     (other ids: NoSuchVersion), an ETag condition is evaluated
+//     (PreconditionFailed), LastModifiedTime and Size conditions are not
+//     (NotImplemented for that key, which is kept).
+//   - CopyObject: x-amz-copy-source "[/]bucket/key" URL-encoded, with
+//     ?versionId=null only (the store keeps no versions: any other id is
+//     InvalidArgument); x-amz-metadata-directive COPY (default) or
+//     REPLACE; x-amz-copy-source-if-match, -if-none-match,
+//     -if-modified-since, -if-unmodified-since with S3's precedence;
+//     x-amz-checksum-algorithm adds a checksum. Sources up to 5 GiB. A copy
+//     onto itself must change something (REPLACE, or a new checksum):
+//     InvalidRequest otherwise, as in S3. The bytes are copied to a temp
+//     file and committed like a PutObject; the source's checksums (and the
+//     MD5 of a single-part source) are recomputed on the way and must
+//     match, then carry over. The copy of a multipart object is single-part
+//     (its ETag is the MD5).
+//   - ListMultipartUploads: prefix, delimiter, max-uploads, key-marker and
+//     upload-id-marker, encoding-type=url; uploads sorted by key, then by
+//     initiation (upload ids begin with their creation time, so S3's
+//     lexicographic upload-id-marker and that order agree).
 //
 // Every request is SigV4-verified (header or presigned) for service "s3";
 // Authorizer.Lookup resolves the access key (root or session credential)
 // and Authorizer.Allow decides per operation, bucket and key, before any
-// body byte is read. Bodies may be plain (signed hex SHA-256, checked while
-// streaming, or UNSIGNED-PAYLOAD) or aws-chunked:
+// body byte is read, with one exception: DeleteObjects names its keys in
+// its body, so it is read first (bounded, verified caller) and each key is
+// authorized with Delete; a key refused gets an AccessDenied entry while
+// the others are deleted, as in S3, and a request with no key the caller
+// may delete is refused whole (AccessDenied, before the bucket's existence
+// is looked at). CopyObject needs Write on its destination (checked first)
+// and Read on its source; ListMultipartUploads needs List on the bucket,
+// like ListObjectsV2 (it reveals the keys being written). See Op for the
+// operation each request is authorized as.
+//
+// Bodies may be plain (signed hex SHA-256, checked while streaming, or
+// UNSIGNED-PAYLOAD) or aws-chunked:
 // STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER] (every chunk signature, and
 // the trailer signature, checked against the chain seeded by the request
 // signature) and STREAMING-UNSIGNED-PAYLOAD-TRAILER. Content-MD5 and
@@ -56,4 +95,20 @@
 // temp file that is fsynced and renamed; the sidecar's rename is the commit
 // point, so no reader sees a half-written object. Objects are streamed, never
 // held in memory.
+//
+// # Abandoned multipart uploads
+//
+// An upload that is never completed or aborted (its worker crashed) keeps
+// its parts on disk until Handler.SweepUploads removes it: every upload
+// initiated before a cutoff, and every upload directory without a
+// readable upload.json (a crash during CreateMultipartUpload) last
+// modified before it. Handler.RunUploadSweeper sweeps at start and then
+// periodically, with a maximum age, and logs how many it removed. Its
+// UploadPart, ListParts, CompleteMultipartUpload and AbortMultipartUpload
+// then answer NoSuchUpload. A per-upload lock keeps a sweep off an upload
+// a request is working on, so a CompleteMultipartUpload racing a sweep
+// either commits its whole object or answers NoSuchUpload; the removal is
+// a rename out of uploads/, so an upload vanishes whole. The locks are in
+// memory: like the rest of the store, it assumes one process owns its
+// directory (see sweep.go).
 package s3api

@@ -82,6 +82,28 @@ var (
 func errInvalidArgument(msg string) *s3Error { return newErr(400, "InvalidArgument", msg) }
 func errInvalidRequest(msg string) *s3Error  { return newErr(400, "InvalidRequest", msg) }
 
+// errNotImplementedOp names the operation that is not served, for requests
+// a client may reasonably expect to work (UploadPartCopy).
+func errNotImplementedOp(msg string) *s3Error { return newErr(501, "NotImplemented", msg) }
+
+// errMissingContentMD5 is S3's answer to a request that must carry an
+// integrity value (DeleteObjects) and carries none.
+func errMissingContentMD5() *s3Error {
+	return errInvalidRequest("Missing required header for this request: Content-MD5")
+}
+
+// errCopyToItself is S3's answer to a CopyObject onto its own source that
+// changes nothing (metadata directive COPY).
+func errCopyToItself() *s3Error {
+	return errInvalidRequest("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
+}
+
+// errInvalidCopySource is S3's answer to an x-amz-copy-source it cannot
+// parse into a bucket and a key.
+func errInvalidCopySource() *s3Error {
+	return errInvalidArgument("Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
+}
+
 // errFromSigv4 maps a verification failure to S3's error.
 func errFromSigv4(err error, presigned bool) *s3Error {
 	var e *sigv4.Error

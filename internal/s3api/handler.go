@@ -1,8 +1,8 @@
 package s3api
 
 import (
+	"bytes"
 	"context"
-	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -26,13 +26,16 @@ import (
 type Op int
 
 const (
-	// Read: GetObject, HeadObject, HeadBucket (key ""), ListParts.
+	// Read: GetObject, HeadObject, HeadBucket (key ""), ListParts, and
+	// CopyObject's source object.
 	Read Op = iota + 1
-	// Write: PutObject and the multipart upload operations.
+	// Write: PutObject, the multipart upload operations, and CopyObject's
+	// destination object.
 	Write
-	// Delete: DeleteObject, DeleteBucket (key "").
+	// Delete: DeleteObject, each key of DeleteObjects, DeleteBucket
+	// (key "").
 	Delete
-	// List: ListObjectsV2 (key "").
+	// List: ListObjectsV2, ListMultipartUploads (key "").
 	List
 	// CreateBucket (key "").
 	CreateBucket
@@ -75,6 +78,7 @@ type Handler struct {
 	verifier *sigv4.Verifier
 	auth     Authorizer
 	log      *slog.Logger
+	uploads  uploadLocks // one lock per multipart upload; see sweep.go
 }
 
 // New returns a handler keeping its buckets under dir (created if needed)
@@ -159,8 +163,11 @@ func (h *Handler) serve(q *request) *s3Error {
 	}
 	q.res = res
 
-	op, handle := h.route(q)
-	if handle == nil {
+	rt := h.route(q)
+	if rt.handle == nil {
+		if rt.refuse != nil {
+			return rt.refuse
+		}
 		return errNotImplemented()
 	}
 	if q.bucket != "" && !validBucket(q.bucket) {
@@ -169,73 +176,110 @@ func (h *Handler) serve(q *request) *s3Error {
 	if q.key != "" && !validKey(q.key) {
 		return errInvalidKey()
 	}
-	if !h.auth.Allow(r.Context(), res.Credential, op, q.bucket, q.key) {
+	if rt.perKey {
+		return rt.handle(q)
+	}
+	if !h.auth.Allow(r.Context(), res.Credential, rt.op, q.bucket, q.key) {
 		return errAccessDenied()
 	}
-	if op != CreateBucket && op != ListBuckets && !h.st.bucketExists(q.bucket) {
+	if rt.op != CreateBucket && rt.op != ListBuckets && !h.st.bucketExists(q.bucket) {
 		return errNoSuchBucket()
 	}
-	return handle(q)
+	return rt.handle(q)
 }
 
-// route picks the operation for the request; a nil func means not
+// route is how a request is served.
+type route struct {
+	// op is what the request needs on its bucket and key, checked with the
+	// Authorizer before handle runs (and before the body is read).
+	op     Op
+	handle func(*request) *s3Error
+	// perKey: the request names its keys in its body (DeleteObjects), so
+	// handle authorizes each of them, and checks the bucket exists, itself.
+	perKey bool
+	// refuse, when handle is nil, is a more helpful answer than the
+	// generic NotImplemented.
+	refuse *s3Error
+}
+
+// route picks the operation for the request; a nil handle means not
 // implemented.
-func (h *Handler) route(q *request) (Op, func(*request) *s3Error) {
+func (h *Handler) route(q *request) route {
 	m := q.r.Method
 	switch {
 	case q.bucket == "":
 		if m == http.MethodGet {
-			return ListBuckets, h.listBuckets
+			return route{op: ListBuckets, handle: h.listBuckets}
 		}
 	case q.key == "":
 		switch {
 		case m == http.MethodPut && len(q.q) == 0:
-			return CreateBucket, h.createBucket
+			return route{op: CreateBucket, handle: h.createBucket}
 		case m == http.MethodHead:
-			return Read, func(*request) *s3Error { return nil }
+			return route{op: Read, handle: func(*request) *s3Error { return nil }}
 		case m == http.MethodDelete && len(q.q) == 0:
-			return Delete, h.deleteBucket
+			return route{op: Delete, handle: h.deleteBucket}
 		case m == http.MethodGet && q.get("list-type") == "2":
-			return List, h.listObjectsV2
+			return route{op: List, handle: h.listObjectsV2}
+		case m == http.MethodGet && q.has("uploads"):
+			return route{op: List, handle: h.listUploads}
 		case m == http.MethodGet && q.has("location"):
-			return List, h.bucketLocation
+			return route{op: List, handle: h.bucketLocation}
+		case m == http.MethodPost && q.has("delete"):
+			return route{handle: h.deleteObjects, perKey: true}
 		}
 	default:
 		if q.r.Header.Get("x-amz-copy-source") != "" {
-			return 0, nil
+			return h.copyRoute(q)
 		}
 		switch m {
 		case http.MethodGet:
 			if q.has("uploadId") {
-				return Read, h.listParts
+				return route{op: Read, handle: h.listParts}
 			}
 			if len(q.q) == 0 || onlyPresignParams(q.q) {
-				return Read, h.getObject
+				return route{op: Read, handle: h.getObject}
 			}
 		case http.MethodHead:
-			return Read, h.getObject
+			return route{op: Read, handle: h.getObject}
 		case http.MethodPut:
 			if q.has("uploadId") && q.has("partNumber") {
-				return Write, h.uploadPart
+				return route{op: Write, handle: h.uploadPart}
 			}
 			if !q.has("uploadId") && !q.has("tagging") && !q.has("acl") {
-				return Write, h.putObject
+				return route{op: Write, handle: h.putObject}
 			}
 		case http.MethodPost:
 			if q.has("uploads") {
-				return Write, h.createUpload
+				return route{op: Write, handle: h.createUpload}
 			}
 			if q.has("uploadId") {
-				return Write, h.completeUpload
+				return route{op: Write, handle: h.completeUpload}
 			}
 		case http.MethodDelete:
 			if q.has("uploadId") {
-				return Write, h.abortUpload
+				return route{op: Write, handle: h.abortUpload}
 			}
-			return Delete, h.deleteObject
+			return route{op: Delete, handle: h.deleteObject}
 		}
 	}
-	return 0, nil
+	return route{}
+}
+
+// copyRoute routes a request with x-amz-copy-source. CopyObject is
+// authorized here as a Write of its destination; copyObject then checks
+// Read on the source.
+func (h *Handler) copyRoute(q *request) route {
+	if q.r.Method != http.MethodPut {
+		return route{}
+	}
+	if q.has("uploadId") || q.has("partNumber") {
+		return route{refuse: errNotImplementedOp("UploadPartCopy is not implemented by this store: copy objects of up to 5 GB with CopyObject, or download and upload larger ones.")}
+	}
+	if q.has("tagging") || q.has("acl") {
+		return route{}
+	}
+	return route{op: Write, handle: h.copyObject}
 }
 
 // onlyPresignParams tells whether every query parameter belongs to a
@@ -481,7 +525,6 @@ type written struct {
 // x-amz-checksum-* header or trailer. extraAlgo, if set, is an algorithm
 // to compute even if the client sent no value (a multipart upload's).
 func (h *Handler) writeBody(q *request, extraAlgo string) (*written, *s3Error) {
-	r := q.r
 	body, e := h.bodyReader(q)
 	if e != nil {
 		return nil, e
@@ -492,38 +535,9 @@ func (h *Handler) writeBody(q *request, extraAlgo string) (*written, *s3Error) {
 	if body.size > maxObjectSize {
 		return nil, errTooLarge()
 	}
-	var wantMD5 []byte
-	if cm := r.Header.Get("Content-MD5"); cm != "" {
-		b, err := base64.StdEncoding.DecodeString(cm)
-		if err != nil || len(b) != md5.Size {
-			return nil, newErr(400, "InvalidDigest", "The Content-MD5 you specified was invalid.")
-		}
-		wantMD5 = b
-	}
-	// Checksums: declared in headers (verified against the value given),
-	// announced as trailers (verified against the trailer), or requested
-	// by algorithm only (computed and stored).
-	hashes := map[string]hash.Hash{}
-	want := map[string]string{}
-	for name, vs := range r.Header {
-		if a := checksumAlgoOf(name); a != "" && len(vs) > 0 {
-			hashes[a] = checksumAlgos[a]()
-			want[a] = vs[0]
-		}
-	}
-	for _, a := range body.trailers {
-		hashes[a] = checksumAlgos[a]()
-	}
-	for _, a := range []string{strings.ToLower(r.Header.Get("x-amz-sdk-checksum-algorithm")), extraAlgo} {
-		if a == "" {
-			continue
-		}
-		if _, ok := checksumAlgos[a]; !ok {
-			return nil, errInvalidRequest("Invalid checksum algorithm: " + a)
-		}
-		if hashes[a] == nil {
-			hashes[a] = checksumAlgos[a]()
-		}
+	dg, e := newDigests(q.r, body, extraAlgo)
+	if e != nil {
+		return nil, e
 	}
 
 	f, err := h.st.tempFile()
@@ -538,13 +552,8 @@ func (h *Handler) writeBody(q *request, extraAlgo string) (*written, *s3Error) {
 			os.Remove(f.Name())
 		}
 	}()
-	md := md5.New()
-	writers := []io.Writer{f, md}
-	for _, hh := range hashes {
-		writers = append(writers, hh)
-	}
 	src := io.LimitReader(body.r, body.size+1)
-	n, err := io.CopyBuffer(io.MultiWriter(writers...), src, make([]byte, copyBufSize))
+	n, err := io.CopyBuffer(io.MultiWriter(f, dg), src, make([]byte, copyBufSize))
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -565,28 +574,13 @@ func (h *Handler) writeBody(q *request, extraAlgo string) (*written, *s3Error) {
 		if body.counter.n != body.size {
 			return nil, errIncompleteBody()
 		}
-		for _, a := range body.trailers {
-			v, ok := body.chunked.Trailers[checksumHeader(a)]
-			if !ok {
-				return nil, errInvalidRequest("The trailer " + checksumHeader(a) + " was announced but not sent.")
-			}
-			want[a] = v
-		}
 	}
 	if e := body.finish(); e != nil {
 		return nil, e
 	}
-	sum := md.Sum(nil)
-	if wantMD5 != nil && !equalBytes(sum, wantMD5) {
-		return nil, errBadDigest()
-	}
-	sums := map[string]string{}
-	for a, hh := range hashes {
-		got := sumBase64(hh)
-		if w, given := want[a]; given && w != got {
-			return nil, newErr(400, "BadDigest", "The "+strings.ToUpper(a)+" you specified did not match the calculated checksum.")
-		}
-		sums[a] = got
+	md5Hex, sums, e := dg.verify(body)
+	if e != nil {
+		return nil, e
 	}
 	if err := f.Sync(); err != nil {
 		h.log.Error("s3 sync", "err", err)
@@ -596,7 +590,43 @@ func (h *Handler) writeBody(q *request, extraAlgo string) (*written, *s3Error) {
 		return nil, errInternal()
 	}
 	ok = true
-	return &written{path: f.Name(), size: n, md5: hex.EncodeToString(sum), checksums: sums}, nil
+	return &written{path: f.Name(), size: n, md5: md5Hex, checksums: sums}, nil
+}
+
+// readVerifiedBody reads a small XML request body (at most maxXMLBody)
+// that must carry an integrity value, as S3 requires of DeleteObjects:
+// Content-MD5 (older clients) or an x-amz-checksum-* header or trailer
+// (current SDKs send CRC32 and no Content-MD5). Whichever is sent is
+// verified, besides the signed payload hash and chunk signatures.
+func (h *Handler) readVerifiedBody(q *request) ([]byte, *s3Error) {
+	body, e := h.bodyReader(q)
+	if e != nil {
+		return nil, e
+	}
+	dg, e := newDigests(q.r, body, "")
+	if e != nil {
+		return nil, e
+	}
+	if !dg.given(body) {
+		return nil, errMissingContentMD5()
+	}
+	var buf bytes.Buffer
+	n, err := io.Copy(io.MultiWriter(&buf, dg), io.LimitReader(body.r, maxXMLBody+1))
+	if err != nil {
+		return nil, body.mapErr(err)
+	}
+	if n > maxXMLBody {
+		return nil, errMalformedXML()
+	}
+	// Under the limit, the copy read to io.EOF: an aws-chunked body's final
+	// chunk and trailers are consumed.
+	if e := body.finish(); e != nil {
+		return nil, e
+	}
+	if _, _, e := dg.verify(body); e != nil {
+		return nil, e
+	}
+	return buf.Bytes(), nil
 }
 
 // objectHeaders picks the headers stored with an object.

@@ -1,9 +1,11 @@
 package s3api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,12 +14,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/pipelined/pipelined/internal/sigv4"
@@ -60,6 +64,8 @@ type wireLog struct {
 	mu       sync.Mutex
 	payloads map[string]int // x-amz-content-sha256 marker (or "hex") -> count
 	chunked  int            // requests with Content-Encoding: aws-chunked
+	ops      []string       // "METHOD[ q1&q2][ copy]" (query parameter names), in order
+	deletes  []http.Header  // the headers of each POST ?delete
 }
 
 func (l *wireLog) wrap(h http.Handler) http.Handler {
@@ -72,6 +78,24 @@ func (l *wireLog) wrap(h http.Handler) http.Handler {
 		l.payloads[p]++
 		if strings.Contains(r.Header.Get("Content-Encoding"), "aws-chunked") {
 			l.chunked++
+		}
+		var names []string
+		for k := range r.URL.Query() {
+			if k != "x-id" {
+				names = append(names, k)
+			}
+		}
+		slices.Sort(names)
+		op := r.Method
+		if len(names) > 0 {
+			op += " " + strings.Join(names, "&")
+		}
+		if r.Header.Get("X-Amz-Copy-Source") != "" {
+			op += " copy"
+		}
+		l.ops = append(l.ops, op)
+		if r.Method == http.MethodPost && r.URL.Query().Has("delete") {
+			l.deletes = append(l.deletes, r.Header.Clone())
 		}
 		l.mu.Unlock()
 		h.ServeHTTP(w, r)
@@ -88,6 +112,19 @@ func (l *wireLog) snapshot() (map[string]int, int) {
 	return m, l.chunked
 }
 
+// opCount counts the requests logged as op ("POST delete", "PUT copy", ...).
+func (l *wireLog) opCount(op string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, o := range l.ops {
+		if o == op {
+			n++
+		}
+	}
+	return n
+}
+
 type testEnv struct {
 	h    *Handler
 	srv  *httptest.Server
@@ -100,14 +137,25 @@ type testEnv struct {
 // trailing checksums (aws-chunked) only over HTTPS.
 func newEnv(t testing.TB) *testEnv {
 	t.Helper()
-	root := t.TempDir()
-	dir := filepath.Join(root, "store")
+	return newEnvAuth(t, testAuth{})
+}
+
+// newEnvAuth is newEnv with another Authorizer.
+func newEnvAuth(t testing.TB, auth Authorizer) *testEnv {
+	t.Helper()
 	logLevel := slog.LevelWarn
 	if testing.Verbose() {
 		logLevel = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
-	h, err := New(dir, testRegion, testAuth{}, log)
+	return newEnvWith(t, auth, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})))
+}
+
+// newEnvWith is newEnv with another Authorizer and logger.
+func newEnvWith(t testing.TB, auth Authorizer, log *slog.Logger) *testEnv {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "store")
+	h, err := New(dir, testRegion, auth, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,4 +226,36 @@ func (e *testEnv) storeFiles(t testing.TB) []string {
 		return nil
 	})
 	return out
+}
+
+// signedRequest sends a request signed by the root credentials (SigV4 with
+// the body's SHA-256), with extra headers, and returns the status, the
+// error code of an error body ("" otherwise) and the body.
+func (e *testEnv) signedRequest(t testing.TB, method, path string, body []byte, hdr map[string]string) (int, string, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	sum := sha256.Sum256(body)
+	payload := hex.EncodeToString(sum[:])
+	req.Header.Set("X-Amz-Content-Sha256", payload)
+	creds := aws.Credentials{AccessKeyID: rootAKID, SecretAccessKey: rootSecret}
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, payload, "s3", testRegion, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	var eb struct{ Code string }
+	if resp.StatusCode >= 300 {
+		xml.Unmarshal(out, &eb)
+	}
+	return resp.StatusCode, eb.Code, out
 }

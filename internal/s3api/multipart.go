@@ -28,6 +28,9 @@ type uploadMeta struct {
 	UserMeta    map[string]string `json:"meta,omitempty"`
 	Algo        string            `json:"checksumAlgorithm,omitempty"`
 	Initiated   time.Time         `json:"initiated"`
+	// Initiator is the principal of the credential that created the
+	// upload (ListMultipartUploads' Initiator), never a secret.
+	Initiator string `json:"initiator,omitempty"`
 }
 
 // partMeta is uploads/<id>/<n>.json.
@@ -42,7 +45,29 @@ type partMeta struct {
 
 var uploadIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
+// newUploadID returns a fresh upload id: the creation time (Unix
+// nanoseconds, 16 hex digits) then 64 random bits. Ids of the same key
+// thus sort in the order the uploads were initiated, which is how
+// ListMultipartUploads orders them and pages through them (S3 compares
+// upload-id-marker lexicographically), and they stay unguessable.
+func newUploadID() string {
+	return fmt.Sprintf("%016x", uint64(time.Now().UnixNano())) + randHex(8)
+}
+
 func (h *Handler) uploadDir(id string) string { return filepath.Join(h.st.root, "uploads", id) }
+
+// readUploadMeta reads uploads/<id>/upload.json.
+func (h *Handler) readUploadMeta(id string) (*uploadMeta, error) {
+	raw, err := os.ReadFile(filepath.Join(h.uploadDir(id), "upload.json"))
+	if err != nil {
+		return nil, err
+	}
+	var u uploadMeta
+	if err := json.Unmarshal(raw, &u); err != nil {
+		return nil, fmt.Errorf("s3api: corrupt upload %s: %w", id, err)
+	}
+	return &u, nil
+}
 
 // loadUpload finds the upload named by the request's uploadId, checking it
 // belongs to the request's bucket and key.
@@ -51,15 +76,11 @@ func (h *Handler) loadUpload(q *request) (string, *uploadMeta, *s3Error) {
 	if !uploadIDRE.MatchString(id) {
 		return "", nil, errNoSuchUpload()
 	}
-	raw, err := os.ReadFile(filepath.Join(h.uploadDir(id), "upload.json"))
-	if err != nil {
+	u, err := h.readUploadMeta(id)
+	if err != nil || u.Bucket != q.bucket || u.Key != q.key {
 		return "", nil, errNoSuchUpload()
 	}
-	var u uploadMeta
-	if json.Unmarshal(raw, &u) != nil || u.Bucket != q.bucket || u.Key != q.key {
-		return "", nil, errNoSuchUpload()
-	}
-	return id, &u, nil
+	return id, u, nil
 }
 
 func writeJSONFile(s *store, path string, v any) error {
@@ -97,8 +118,13 @@ func (h *Handler) createUpload(q *request) *s3Error {
 			return errInvalidRequest("Invalid checksum algorithm: " + algo)
 		}
 	}
-	id := randHex(16)
-	u := uploadMeta{Bucket: q.bucket, Key: q.key, ContentType: ctype, Headers: headers, UserMeta: user, Algo: algo, Initiated: time.Now().UTC()}
+	id := newUploadID()
+	u := uploadMeta{Bucket: q.bucket, Key: q.key, ContentType: ctype, Headers: headers, UserMeta: user, Algo: algo,
+		Initiated: time.Now().UTC(), Initiator: q.res.Credential.Principal}
+	// Held until upload.json is in place, so that a sweep never takes the
+	// new directory for a crash leftover.
+	unlock := h.uploads.lock(id)
+	defer unlock()
 	if err := os.Mkdir(h.uploadDir(id), 0o700); err != nil {
 		return errInternal()
 	}
@@ -130,6 +156,15 @@ func (h *Handler) uploadPart(q *request) *s3Error {
 	}
 	wr, e := h.writeBody(q, u.Algo)
 	if e != nil {
+		return e
+	}
+	// Move the part in under the upload's lock, after checking the upload
+	// is still there: it may have been completed, aborted or swept while
+	// the body streamed.
+	unlock := h.uploads.lock(id)
+	defer unlock()
+	if _, _, e := h.loadUpload(q); e != nil {
+		os.Remove(wr.path)
 		return e
 	}
 	dir := h.uploadDir(id)
@@ -214,8 +249,8 @@ func (p completePart) checksums() map[string]string {
 }
 
 func (h *Handler) completeUpload(q *request) *s3Error {
-	id, u, e := h.loadUpload(q)
-	if e != nil {
+	// A first look, to fail fast before reading the body.
+	if _, _, e := h.loadUpload(q); e != nil {
 		return e
 	}
 	body, e := h.readSmallBody(q)
@@ -229,11 +264,6 @@ func (h *Handler) completeUpload(q *request) *s3Error {
 	if err := xml.Unmarshal(body, &req); err != nil || len(req.Parts) == 0 || len(req.Parts) > maxParts {
 		return errMalformedXML()
 	}
-	have, err := h.parts(id)
-	if err != nil {
-		return errNoSuchUpload()
-	}
-	var chosen []*partMeta
 	prev := 0
 	for _, p := range req.Parts {
 		if p.PartNumber <= prev {
@@ -241,72 +271,40 @@ func (h *Handler) completeUpload(q *request) *s3Error {
 		}
 		prev = p.PartNumber
 	}
-	for i, p := range req.Parts {
-		pm := have[p.PartNumber]
-		if pm == nil || strings.Trim(p.ETag, `" `) != pm.ETag {
-			return errInvalidPart()
-		}
-		for a, v := range p.checksums() {
-			if got, ok := pm.Checksums[a]; ok && got != v {
-				return errInvalidPart()
-			}
-		}
-		if i < len(req.Parts)-1 && pm.Size < minPartSize {
-			return errEntityTooSmall()
-		}
-		chosen = append(chosen, pm)
-	}
 
-	// Concatenate the parts into one file. (A rename-only scheme would
-	// avoid the copy, but one file per object keeps reads simple.)
-	f, err := h.st.tempFile()
-	if err != nil {
-		return errInternal()
+	// From here to the upload's removal the upload is ours: no part
+	// replaced, no abort or sweep (see sweep.go). Whoever held the lock
+	// before us may have completed, aborted or swept it: look again.
+	unlock := h.uploads.lock(q.get("uploadId"))
+	defer unlock()
+	id, u, e := h.loadUpload(q)
+	if e != nil {
+		return e
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	etags := md5.New()
-	var size int64
-	buf := make([]byte, copyBufSize)
-	for _, pm := range chosen {
-		pf, err := os.Open(filepath.Join(h.uploadDir(id), filepath.Base(pm.Data)))
-		if err != nil {
-			return errInvalidPart()
-		}
-		n, err := io.CopyBuffer(f, pf, buf)
-		pf.Close()
-		if err != nil || n != pm.Size {
-			h.log.Error("s3 complete: copy part", "err", err)
-			return errInternal()
-		}
-		size += n
-		raw, _ := hex.DecodeString(pm.ETag)
-		etags.Write(raw)
+	chosen, e := h.chooseParts(id, req.Parts)
+	if e != nil {
+		return e
 	}
-	if err := f.Sync(); err != nil {
-		return errInternal()
+	path, size, etag, e := h.concatParts(id, chosen)
+	if e != nil {
+		return e
 	}
-	if err := f.Close(); err != nil {
-		return errInternal()
-	}
-	etag := fmt.Sprintf("%s-%d", hex.EncodeToString(etags.Sum(nil)), len(chosen))
 	m := &objMeta{
 		Key: u.Key, Size: size, ETag: etag, ContentType: u.ContentType, Headers: u.Headers,
 		UserMeta: u.UserMeta, Modified: time.Now().UTC(), Parts: len(chosen),
 	}
-	if err := h.st.commit(q.bucket, f.Name(), m); err != nil {
+	if err := h.st.commit(q.bucket, path, m); err != nil {
+		os.Remove(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return errNoSuchBucket()
 		}
+		h.log.Error("s3 complete: commit", "err", err)
 		return errInternal()
 	}
-	committed = true
-	os.RemoveAll(h.uploadDir(id))
+	if err := h.removeUpload(id); err != nil {
+		// The object is committed; the sweeper removes the leftover.
+		h.log.Warn("s3 complete: removing the upload", "upload_id", id, "err", err)
+	}
 	type result struct {
 		XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
 		NS       string   `xml:"xmlns,attr"`
@@ -318,12 +316,89 @@ func (h *Handler) completeUpload(q *request) *s3Error {
 	return writeXML(q.w, 200, result{NS: s3NS, Location: "/" + q.bucket + "/" + q.key, Bucket: q.bucket, Key: q.key, ETag: `"` + etag + `"`})
 }
 
+// chooseParts checks the parts a CompleteMultipartUpload lists against
+// those uploaded.
+func (h *Handler) chooseParts(id string, want []completePart) ([]*partMeta, *s3Error) {
+	have, err := h.parts(id)
+	if err != nil {
+		return nil, errNoSuchUpload()
+	}
+	var chosen []*partMeta
+	for i, p := range want {
+		pm := have[p.PartNumber]
+		if pm == nil || strings.Trim(p.ETag, `" `) != pm.ETag {
+			return nil, errInvalidPart()
+		}
+		for a, v := range p.checksums() {
+			if got, ok := pm.Checksums[a]; ok && got != v {
+				return nil, errInvalidPart()
+			}
+		}
+		if i < len(want)-1 && pm.Size < minPartSize {
+			return nil, errEntityTooSmall()
+		}
+		chosen = append(chosen, pm)
+	}
+	return chosen, nil
+}
+
+// concatParts concatenates the parts into a synced temp file and returns
+// its path, size and multipart ETag ("md5-of-md5s-N"). (A rename-only
+// scheme would avoid the copy, but one file per object keeps reads simple.)
+func (h *Handler) concatParts(id string, chosen []*partMeta) (path string, size int64, etag string, e *s3Error) {
+	f, err := h.st.tempFile()
+	if err != nil {
+		return "", 0, "", errInternal()
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	etags := md5.New()
+	buf := make([]byte, copyBufSize)
+	for _, pm := range chosen {
+		pf, err := os.Open(filepath.Join(h.uploadDir(id), filepath.Base(pm.Data)))
+		if err != nil {
+			return "", 0, "", errInvalidPart()
+		}
+		n, err := io.CopyBuffer(f, pf, buf)
+		pf.Close()
+		if err != nil || n != pm.Size {
+			h.log.Error("s3 complete: copy part", "err", err)
+			return "", 0, "", errInternal()
+		}
+		size += n
+		raw, _ := hex.DecodeString(pm.ETag)
+		etags.Write(raw)
+	}
+	if err := f.Sync(); err != nil {
+		return "", 0, "", errInternal()
+	}
+	if err := f.Close(); err != nil {
+		return "", 0, "", errInternal()
+	}
+	ok = true
+	return f.Name(), size, fmt.Sprintf("%s-%d", hex.EncodeToString(etags.Sum(nil)), len(chosen)), nil
+}
+
 func (h *Handler) abortUpload(q *request) *s3Error {
+	if _, _, e := h.loadUpload(q); e != nil {
+		return e
+	}
+	unlock := h.uploads.lock(q.get("uploadId"))
+	defer unlock()
 	id, _, e := h.loadUpload(q)
 	if e != nil {
 		return e
 	}
-	if err := os.RemoveAll(h.uploadDir(id)); err != nil {
+	if err := h.removeUpload(id); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return errNoSuchUpload()
+		}
+		h.log.Error("s3 abort", "err", err)
 		return errInternal()
 	}
 	q.w.WriteHeader(http.StatusNoContent)

@@ -28,9 +28,13 @@ import (
 //	                                  ever becomes a path) and hh its first
 //	                                  two digits
 //	buckets/<bucket>/<hh>/<h>.<rand>  the object's bytes, named by the sidecar
-//	uploads/<id>/upload.json          a multipart upload in progress
+//	uploads/<id>/upload.json          a multipart upload in progress (id:
+//	                                  creation time, then random; see
+//	                                  newUploadID)
 //	uploads/<id>/<n>, <n>.json        its parts and their metadata
-//	tmp/                              files being written
+//	tmp/                              files being written, and uploads
+//	                                  being removed (renamed here first);
+//	                                  emptied at start
 //
 // An object is replaced by writing its data to tmp/, renaming it to a fresh
 // data name, then renaming a new sidecar over the old one: the rename of the
@@ -267,16 +271,31 @@ func syncDir(dir string) {
 }
 
 // remove deletes an object; a missing one is not an error (S3 answers 204).
-func (s *store) remove(b, key string) error {
+func (s *store) remove(b, key string) error { return s.removeIf(b, key, nil) }
+
+// errConditionFailed: removeIf's condition did not hold.
+var errConditionFailed = errors.New("condition failed")
+
+// removeIf deletes an object if cond, when not nil, holds for its sidecar;
+// otherwise (a missing object included) it returns errConditionFailed.
+// The condition is checked under the commit lock, so no replacement of the
+// object slips in between the check and the deletion.
+func (s *store) removeIf(b, key string, cond func(*objMeta) bool) error {
 	dir, h := s.objDir(b, key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m, err := readMeta(filepath.Join(dir, h+".json"))
 	if errors.Is(err, fs.ErrNotExist) {
+		if cond != nil {
+			return errConditionFailed
+		}
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	if cond != nil && !cond(m) {
+		return errConditionFailed
 	}
 	if err := os.Remove(filepath.Join(dir, h+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
