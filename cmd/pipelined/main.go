@@ -132,6 +132,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.cfg.ArtifactS3Endpoint, "artifact-s3-endpoint", "", "use an external S3-compatible artifact store at this URL (credentials from the standard AWS chain) instead of the embedded one")
 	fs.StringVar(&o.cfg.ArtifactRoleARN, "artifact-role-arn", "", "external artifact store: the role STS AssumeRole issues job credentials for (narrowed to each job's objects by a session policy)")
 	fs.StringVar(&o.cfg.ArtifactSTSEndpoint, "artifact-sts-endpoint", "", "external artifact store: the STS endpoint URL (default: the AWS SDK's standard resolution)")
+	fs.DurationVar(&o.cfg.ArtifactUploadExpiry, "artifact-upload-expiry", 7*24*time.Hour, "embedded artifact store: remove multipart uploads never completed or aborted this long after they began (negative: never)")
 	fs.DurationVar(&o.cfg.SourcePollInterval, "source-poll-interval", time.Minute, "how often S3 source actions with PollForSourceChanges check their object, starting an execution when it changed (negative: never)")
 	fs.StringVar(&o.cfg.Identity.OIDCAlgorithm, "oidc-algorithm", "RS256", "workload identity: the signing algorithm of ID tokens, RS256 or ES256 (a change applies from the key generated after it)")
 	fs.DurationVar(&o.cfg.Identity.OIDCKeyRotation, "oidc-key-rotation", 24*time.Hour, "workload identity: how long a signing key signs before the next one (published one period ahead) takes over")

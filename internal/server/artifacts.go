@@ -34,6 +34,13 @@ import (
 // credentials come from STS AssumeRole on ArtifactRoleARN with a session
 // policy limited to the job's objects (artifacts.STS).
 
+// DefaultUploadExpiry is how old an unfinished multipart upload of the
+// embedded store gets before it is removed, when Config.ArtifactUploadExpiry
+// is zero: S3 lifecycle rules commonly abort them after 7 days, and no
+// job's upload lasts that long (its credentials are renewed with the job,
+// whose own timeout is far shorter).
+const DefaultUploadExpiry = 7 * 24 * time.Hour
+
 // ArtifactsDir is where the embedded store keeps its objects, under the
 // data dir.
 const ArtifactsDir = "artifacts"
@@ -89,9 +96,24 @@ func (s *Server) setupArtifacts(ctx context.Context, masterKey []byte) (http.Han
 	if err != nil {
 		return nil, err
 	}
+	s.s3 = h
 	s.executions.SetArtifactMinter(local, s.log)
 	s.log.Info("artifact store: embedded, S3 API on this listener (path-style)", "dir", dir, "credentials_ttl", ttl)
 	return h, nil
+}
+
+// runUploadSweeper removes the embedded store's abandoned multipart uploads
+// until ctx is done (see s3api.Handler.SweepUploads), checking a quarter as
+// often as the expiry, between once a second and once an hour.
+func (s *Server) runUploadSweeper(ctx context.Context) {
+	expiry := s.cfg.ArtifactUploadExpiry
+	if s.s3 == nil || expiry < 0 {
+		return
+	}
+	if expiry == 0 {
+		expiry = DefaultUploadExpiry
+	}
+	s.s3.RunUploadSweeper(ctx, expiry, min(max(expiry/4, time.Second), time.Hour))
 }
 
 // s3Authorizer adapts artifacts.Local to the S3 handler's Authorizer.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -386,5 +387,54 @@ func TestArtifactCredentialsExternalStore(t *testing.T) {
 	}
 	if strings.Contains(srv.Logs(), aws.ToString(cr.SecretAccessKey)) || strings.Contains(srv.Logs(), aws.ToString(cr.SessionToken)) {
 		t.Fatal("the logs contain the job's secret or session token")
+	}
+}
+
+// TestAbandonedUploadsExpire: a multipart upload never completed nor
+// aborted (its worker died) is removed, parts and all, once it is
+// --artifact-upload-expiry old, and not before.
+func TestAbandonedUploadsExpire(t *testing.T) {
+	const expiry = 1500 * time.Millisecond
+	srv := servertest.Start(t, func(c *server.Config) { c.ArtifactUploadExpiry = expiry })
+	ctx := context.Background()
+	root := rootS3(srv)
+	bucket := aws.String("uploads-expire")
+	if _, err := root.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: bucket}); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	up, err := root.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: bucket, Key: aws.String("half.zip")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.UploadPart(ctx, &s3.UploadPartInput{Bucket: bucket, Key: aws.String("half.zip"), UploadId: up.UploadId,
+		PartNumber: aws.Int32(1), Body: strings.NewReader("the first part")}); err != nil {
+		t.Fatal(err)
+	}
+	listed := func() int {
+		t.Helper()
+		out, err := root.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: bucket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(out.Uploads)
+	}
+	for listed() > 0 {
+		if time.Since(began) > expiry+10*time.Second {
+			t.Fatalf("the upload is still there %s after it began; --artifact-upload-expiry is %s", time.Since(began), expiry)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if took := time.Since(began); took < expiry {
+		t.Fatalf("the upload was removed %s after it began, before it expired (%s)", took, expiry)
+	}
+	_, err = root.UploadPart(ctx, &s3.UploadPartInput{Bucket: bucket, Key: aws.String("half.zip"), UploadId: up.UploadId,
+		PartNumber: aws.Int32(2), Body: strings.NewReader("too late")})
+	if code := s3Code(err); code != "NoSuchUpload" {
+		t.Fatalf("UploadPart to a removed upload: got %q, want NoSuchUpload", code)
+	}
+	parts, err := os.ReadDir(filepath.Join(srv.DataDir, server.ArtifactsDir, "uploads"))
+	if err != nil || len(parts) != 0 {
+		t.Fatalf("the upload's files are still on disk: %v %v", parts, err)
 	}
 }

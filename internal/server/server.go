@@ -30,6 +30,7 @@ import (
 	"github.com/pipelined/pipelined/internal/executions"
 	"github.com/pipelined/pipelined/internal/oidcapi"
 	"github.com/pipelined/pipelined/internal/pipelines"
+	"github.com/pipelined/pipelined/internal/s3api"
 	"github.com/pipelined/pipelined/internal/secrets"
 	"github.com/pipelined/pipelined/internal/sigv4"
 	"github.com/pipelined/pipelined/internal/store"
@@ -74,6 +75,10 @@ type Config struct {
 	ArtifactS3Endpoint     string        // an external S3-compatible store
 	ArtifactRoleARN        string        // external store: the role STS AssumeRole issues job credentials for
 	ArtifactSTSEndpoint    string        // external store: the STS endpoint ("": the standard resolution)
+	// ArtifactUploadExpiry: the embedded store removes multipart uploads
+	// initiated longer ago than this, never completed or aborted (a worker
+	// that died mid-upload). Zero: DefaultUploadExpiry; negative: never.
+	ArtifactUploadExpiry time.Duration
 	// ArtifactAWSConfig, when set, is the AWS SDK configuration STS is
 	// called with (tests); otherwise the standard chain.
 	ArtifactAWSConfig *aws.Config
@@ -95,15 +100,17 @@ type Server struct {
 	// ensureArtifactBucket creates an artifact bucket in the embedded store
 	// (nil with an external S3).
 	ensureArtifactBucket func(ctx context.Context, bucket string) error
-	engine               *engine.Engine
-	executions           *executions.Service
-	log                  *slog.Logger
-	store                store.Store
-	http                 *http.Server
-	listener             net.Listener
-	root                 credentials.Root
-	builtin              *builtin.Runner // built-in S3 action workers and source poller (builtin.go)
-	identity             *identityParts  // OIDC issuer and token endpoints (identity.go)
+	// s3 is the embedded artifact store (nil with an external S3).
+	s3         *s3api.Handler
+	engine     *engine.Engine
+	executions *executions.Service
+	log        *slog.Logger
+	store      store.Store
+	http       *http.Server
+	listener   net.Listener
+	root       credentials.Root
+	builtin    *builtin.Runner // built-in S3 action workers and source poller (builtin.go)
+	identity   *identityParts  // OIDC issuer and token endpoints (identity.go)
 	// PublicURL is the URL clients reach the server at.
 	PublicURL string
 }
@@ -279,6 +286,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	// since their S3 I/O may go through this server's own listener.
 	identityDone := make(chan struct{})
 	go func() { defer close(identityDone); s.identity.issuer.Run(sweepCtx) }()
+	uploadsDone := make(chan struct{})
+	go func() { defer close(uploadsDone); s.runUploadSweeper(sweepCtx) }()
 	builtinCtx, stopBuiltin := context.WithCancel(context.WithoutCancel(ctx))
 	builtinDone := make(chan struct{})
 	go func() { defer close(builtinDone); s.builtin.Run(builtinCtx) }()
@@ -304,6 +313,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	<-sweeperDone
 	<-wakeupsDone
 	<-identityDone
+	<-uploadsDone
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
