@@ -2,7 +2,11 @@ package s3api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -137,6 +141,83 @@ func TestAWSCLICopyDeleteAndUploads(t *testing.T) {
 		t.Logf("botocore's DeleteObjects integrity headers: Content-MD5 %q, x-amz-checksum-crc32 %q, x-amz-trailer %q",
 			hd.Get("Content-Md5"), hd.Get("X-Amz-Checksum-Crc32"), hd.Get("X-Amz-Trailer"))
 	})
+	env.wire.mu.Lock()
+	t.Logf("requests: %v", env.wire.ops)
+	env.wire.mu.Unlock()
+}
+
+// TestAWSCLIMultipartCopy: aws s3 cp (with and without a checksum
+// algorithm) and mv of a 20 MB object between keys, which the CLI copies
+// part by part with UploadPartCopy (its multipart threshold is 8 MB): the
+// copies' bytes are the original's.
+func TestAWSCLIMultipartCopy(t *testing.T) {
+	needTool(t, "aws", "--version")
+	env := newEnv(t)
+	ctx := context.Background()
+	c := env.root3()
+	must[*s3.CreateBucketOutput](t)(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("bkt")}))
+	path, want := randomFile(t, t.TempDir(), 20<<20, 9)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	must[*s3.PutObjectOutput](t)(c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bkt"), Key: aws.String("big"), Body: f}))
+	penv := pythonEnvAs(t, env, rootAKID, rootSecret, "")
+	run := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("aws", args...)
+		cmd.Env = penv
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("aws %v: %v\n%s", args, err, out)
+		}
+	}
+	objectSHA := func(key string) (string, string) {
+		t.Helper()
+		g := must[*s3.GetObjectOutput](t)(c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("bkt"), Key: aws.String(key)}))
+		defer g.Body.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, g.Body); err != nil {
+			t.Fatal(err)
+		}
+		return hex.EncodeToString(h.Sum(nil)), aws.ToString(g.ETag)
+	}
+	const partCopyOp = "PUT partNumber&uploadId copy"
+
+	run("s3", "cp", "--only-show-errors", "s3://bkt/big", "s3://bkt/big2")
+	if got, etag := objectSHA("big2"); got != want || !strings.HasSuffix(etag, `-3"`) {
+		t.Fatalf("big2: sha256 %s (want %s), ETag %s (want 3 parts)", got, want, etag)
+	}
+	if n := env.wire.opCount(partCopyOp); n != 3 {
+		t.Errorf("%d UploadPartCopy requests, want 3", n)
+	}
+	run("s3", "mv", "--only-show-errors", "s3://bkt/big2", "s3://bkt/big3")
+	if exists(t, c, "bkt", "big2") {
+		t.Error("aws s3 mv left its source")
+	}
+	if got, _ := objectSHA("big3"); got != want {
+		t.Fatalf("big3: sha256 %s, want %s", got, want)
+	}
+	if got, _ := objectSHA("big"); got != want {
+		t.Fatalf("the original changed: sha256 %s, want %s", got, want)
+	}
+	if n := env.wire.opCount(partCopyOp); n != 6 {
+		t.Errorf("%d UploadPartCopy requests, want 6", n)
+	}
+	// With a checksum algorithm, the upload has one: the CLI takes each
+	// part's CRC32 from CopyPartResult and passes it back to
+	// CompleteMultipartUpload, which checks it.
+	run("s3", "cp", "--only-show-errors", "--checksum-algorithm", "CRC32", "s3://bkt/big", "s3://bkt/big4")
+	if got, _ := objectSHA("big4"); got != want {
+		t.Fatalf("big4: sha256 %s, want %s", got, want)
+	}
+	if n := env.wire.opCount(partCopyOp); n != 9 {
+		t.Errorf("%d UploadPartCopy requests, want 9", n)
+	}
+	if n := env.wire.opCount("PUT copy"); n != 0 {
+		t.Errorf("%d CopyObject requests, want none", n)
+	}
+	tmpEmpty(t, env)
 	env.wire.mu.Lock()
 	t.Logf("requests: %v", env.wire.ops)
 	env.wire.mu.Unlock()

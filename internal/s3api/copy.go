@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -23,12 +22,12 @@ import (
 // before the source's existence is revealed). Either refused: AccessDenied
 // and nothing written.
 //
-// The data is copied to a temp file and committed like a PutObject (fsync,
-// rename, sidecar rename), so a crash never leaves a half object. The copy
-// is byte for byte, so the source's stored checksums carry over; they, and
-// the MD5 of a single-part source, are recomputed on the way and compared,
-// so a source whose data was damaged on disk is refused (InternalError),
-// not silently duplicated.
+// The data is copied to a temp file (copyRange, which UploadPartCopy
+// shares) and committed like a PutObject (fsync, rename, sidecar rename),
+// so a crash never leaves a half object. The copy is byte for byte, so the
+// source's stored checksums carry over; they, and the MD5 of a single-part
+// source, are recomputed on the way and compared, so a source whose data
+// was damaged on disk is refused (InternalError), not silently duplicated.
 
 // copySource is the object x-amz-copy-source names.
 type copySource struct{ bucket, key string }
@@ -139,24 +138,11 @@ func (h *Handler) copyObject(q *request) *s3Error {
 	if _, e := h.readSmallBody(q); e != nil {
 		return e
 	}
-	if !h.auth.Allow(q.r.Context(), q.res.Credential, Read, src.bucket, src.key) {
-		return errAccessDenied()
-	}
-	if !h.st.bucketExists(src.bucket) {
-		return errNoSuchBucket()
-	}
-	m, f, err := h.st.open(src.bucket, src.key)
-	if errors.Is(err, fs.ErrNotExist) {
-		return errNoSuchKey()
-	}
-	if err != nil {
-		h.log.Error("s3 copy: open source", "err", err, "request_id", q.id)
-		return errInternal()
-	}
-	defer f.Close()
-	if e := copyPreconditions(q.r.Header, m); e != nil {
+	m, f, e := h.openCopySource(q, src)
+	if e != nil {
 		return e
 	}
+	defer f.Close()
 	// Onto itself, a copy must change something: its metadata, or add a
 	// checksum. (Storage class and encryption, S3's other reasons, are not
 	// kept by this store.)
@@ -164,9 +150,9 @@ func (h *Handler) copyObject(q *request) *s3Error {
 		return errCopyToItself()
 	}
 	if m.Size > maxObjectSize {
-		return errInvalidRequest("The specified copy source is larger than the maximum allowable size for a copy source: " + strconv.Itoa(maxObjectSize))
+		return errCopySourceTooLarge()
 	}
-	wr, e := h.copyData(q, f, m, addAlgo)
+	wr, e := h.copyRange(q, f, m, 0, m.Size, addAlgo)
 	if e != nil {
 		return e
 	}
@@ -186,6 +172,33 @@ func (h *Handler) copyObject(q *request) *s3Error {
 	return writeXML(q.w, 200, copyResultOf(nm))
 }
 
+// openCopySource opens the source object of a copy (CopyObject,
+// UploadPartCopy): Read on it is authorized first, so that a caller who
+// may not read it learns nothing, not even whether it exists; then the
+// x-amz-copy-source-if-* conditions are evaluated against it. The caller
+// closes the file.
+func (h *Handler) openCopySource(q *request, src copySource) (*objMeta, *os.File, *s3Error) {
+	if !h.auth.Allow(q.r.Context(), q.res.Credential, Read, src.bucket, src.key) {
+		return nil, nil, errAccessDenied()
+	}
+	if !h.st.bucketExists(src.bucket) {
+		return nil, nil, errNoSuchBucket()
+	}
+	m, f, err := h.st.open(src.bucket, src.key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, errNoSuchKey()
+	}
+	if err != nil {
+		h.log.Error("s3 copy: open source", "err", err, "request_id", q.id)
+		return nil, nil, errInternal()
+	}
+	if e := copyPreconditions(q.r.Header, m); e != nil {
+		f.Close()
+		return nil, nil, e
+	}
+	return m, f, nil
+}
+
 func copyResultOf(m *objMeta) copyResult {
 	out := copyResult{
 		NS: s3NS, ETag: `"` + m.ETag + `"`, LastModified: m.Modified.UTC().Format(s3Time),
@@ -198,18 +211,33 @@ func copyResultOf(m *objMeta) copyResult {
 	return out
 }
 
-// copyData copies the source's data to a synced temp file, recomputing its
-// MD5 and stored checksums (plus addAlgo's, if set) and checking them
-// against the source's sidecar.
-func (h *Handler) copyData(q *request, src *os.File, m *objMeta, addAlgo string) (*written, *s3Error) {
+// copyRange copies length bytes of the source object m (open as src),
+// from offset start, to a synced temp file, computing their MD5 and the
+// checksums of algos ("" entries are skipped). A copy of the whole object
+// also recomputes the source's recorded digests (its MD5 if it is
+// single-part, and each stored checksum) and checks them, so that a source
+// whose data was damaged on disk is refused (InternalError), not silently
+// duplicated; its checksums are then among those returned. (A range cannot
+// be checked against digests of the whole object; the data file's size
+// still must be the recorded one.)
+func (h *Handler) copyRange(q *request, src *os.File, m *objMeta, start, length int64, algos ...string) (*written, *s3Error) {
+	whole := start == 0 && length == m.Size
 	hashes := map[string]hash.Hash{}
-	for a := range m.Checksums {
-		if newHash, ok := checksumAlgos[a]; ok {
+	if whole {
+		for a := range m.Checksums {
+			if newHash, ok := checksumAlgos[a]; ok {
+				hashes[a] = newHash()
+			}
+		}
+	}
+	for _, a := range algos {
+		if newHash, ok := checksumAlgos[a]; ok && hashes[a] == nil {
 			hashes[a] = newHash()
 		}
 	}
-	if addAlgo != "" && hashes[addAlgo] == nil {
-		hashes[addAlgo] = checksumAlgos[addAlgo]()
+	if fi, err := src.Stat(); err != nil || fi.Size() != m.Size {
+		h.log.Error("s3 copy: the source's data file does not have its recorded size", "err", err, "key", m.Key, "request_id", q.id)
+		return nil, errInternal()
 	}
 	f, err := h.st.tempFile()
 	if err != nil {
@@ -228,17 +256,17 @@ func (h *Handler) copyData(q *request, src *os.File, m *objMeta, addAlgo string)
 	for _, hh := range hashes {
 		ws = append(ws, hh)
 	}
-	n, err := io.CopyBuffer(io.MultiWriter(ws...), io.LimitReader(src, m.Size+1), make([]byte, copyBufSize))
-	if err != nil || n != m.Size {
-		h.log.Error("s3 copy: read source", "err", err, "size", n, "want", m.Size, "request_id", q.id)
+	n, err := io.CopyBuffer(io.MultiWriter(ws...), io.NewSectionReader(src, start, length), make([]byte, copyBufSize))
+	if err != nil || n != length {
+		h.log.Error("s3 copy: read source", "err", err, "size", n, "want", length, "request_id", q.id)
 		return nil, errInternal()
 	}
 	md5Hex := hex.EncodeToString(md.Sum(nil))
 	sums := map[string]string{}
-	damaged := m.Parts == 0 && md5Hex != m.ETag
+	damaged := whole && m.Parts == 0 && md5Hex != m.ETag
 	for a, hh := range hashes {
 		sums[a] = sumBase64(hh)
-		if want, stored := m.Checksums[a]; stored && want != sums[a] {
+		if want, stored := m.Checksums[a]; whole && stored && want != sums[a] {
 			damaged = true
 		}
 	}

@@ -335,3 +335,59 @@ func FuzzDeleteObjectsBody(f *testing.F) {
 		}
 	})
 }
+
+// TestDeleteObjectVersionID: the store keeps no versions. DeleteObject
+// with versionId=null deletes the object; any other id is S3's answer for
+// an unversioned bucket, 400 InvalidArgument, and deletes nothing, whether
+// or not the key exists. DELETE with another subresource (?tagging) does
+// not delete the object either.
+func TestDeleteObjectVersionID(t *testing.T) {
+	env := newEnv(t)
+	ctx := context.Background()
+	c := env.root3()
+	must[*s3.CreateBucketOutput](t)(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("bkt")}))
+	putString(t, c, "bkt", "k", "content")
+
+	for _, key := range []string{"k", "missing"} {
+		for _, v := range []string{"3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", "NULL"} {
+			_, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("bkt"), Key: aws.String(key), VersionId: aws.String(v)})
+			wantMessage(t, err, "InvalidArgument", "Invalid version id specified")
+		}
+	}
+	status, code, raw := env.signedRequest(t, http.MethodDelete, "/bkt/k?versionId=abc", nil, nil)
+	if status != 400 || code != "InvalidArgument" || !strings.Contains(string(raw), "<ArgumentName>versionId</ArgumentName><ArgumentValue>abc</ArgumentValue>") {
+		t.Fatalf("versionId=abc: %d %s %s", status, code, raw)
+	}
+	status, code, raw = env.signedRequest(t, http.MethodDelete, "/bkt/k?versionId=", nil, nil)
+	if status != 400 || code != "InvalidArgument" || !strings.Contains(string(raw), "Version id cannot be the empty string") {
+		t.Fatalf("versionId=: %d %s %s", status, code, raw)
+	}
+	status, code, raw = env.signedRequest(t, http.MethodDelete, "/bkt/k?tagging", nil, nil)
+	if status != 501 || code != "NotImplemented" {
+		t.Fatalf("DELETE ?tagging: %d %s %s", status, code, raw)
+	}
+	if got, _ := getString(t, c, "bkt", "k"); got != "content" {
+		t.Fatalf("after refused deletes, k = %q", got)
+	}
+
+	must[*s3.DeleteObjectOutput](t)(c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("bkt"), Key: aws.String("k"), VersionId: aws.String("null")}))
+	if exists(t, c, "bkt", "k") {
+		t.Fatal("versionId=null did not delete the object")
+	}
+	// As without a version id, a missing key is deleted.
+	must[*s3.DeleteObjectOutput](t)(c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("bkt"), Key: aws.String("k"), VersionId: aws.String("null")}))
+
+	// DeleteObjects agrees: "null" deletes, another id is a NoSuchVersion
+	// entry and deletes nothing.
+	putString(t, c, "bkt", "k", "again")
+	putString(t, c, "bkt", "k2", "kept")
+	out := must[*s3.DeleteObjectsOutput](t)(c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String("bkt"), Delete: &types.Delete{Objects: []types.ObjectIdentifier{
+		{Key: aws.String("k"), VersionId: aws.String("null")}, {Key: aws.String("k2"), VersionId: aws.String("3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY")},
+	}}}))
+	if got := deletedKeys(out); !slices.Equal(got, []string{"k"}) || len(out.Errors) != 1 || aws.ToString(out.Errors[0].Code) != "NoSuchVersion" {
+		t.Fatalf("DeleteObjects: deleted %v, errors %v", got, errorEntries(out))
+	}
+	if exists(t, c, "bkt", "k") || !exists(t, c, "bkt", "k2") {
+		t.Fatal("DeleteObjects with versions deleted the wrong objects")
+	}
+}

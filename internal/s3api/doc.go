@@ -33,12 +33,16 @@
 // HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjectsV2
 // (prefix, delimiter, max-keys, continuation-token, start-after,
 // encoding-type=url), and multipart uploads (CreateMultipartUpload,
-// UploadPart, CompleteMultipartUpload with the "md5-of-md5s-N" ETag,
-// AbortMultipartUpload, ListParts, ListMultipartUploads). Anything else
-// answers NotImplemented, UploadPartCopy included (so the aws CLI cannot
-// copy objects above its multipart threshold, 8 MB by default, between
-// keys: it copies those part by part).
+// UploadPart, UploadPartCopy, CompleteMultipartUpload with the
+// "md5-of-md5s-N" ETag, AbortMultipartUpload, ListParts,
+// ListMultipartUploads). Anything else answers NotImplemented (object
+// tagging and ACLs included: DELETE ?tagging does not delete the object).
 //
+//   - DeleteObject: ?versionId=null is the object (the store keeps no
+//     versions, like an unversioned S3 bucket); any other id is refused
+//     as S3 refuses it on an unversioned bucket, 400 InvalidArgument
+//     "Invalid version id specified", and nothing is deleted (an empty id:
+//     InvalidArgument "Version id cannot be the empty string").
 //   - DeleteObjects: up to 1000 keys (MalformedXML beyond), a body of at
 //     most 4 MiB, which must carry Content-MD5 or an x-amz-checksum-*
 //     header or trailer (current SDKs send CRC32 only), verified; without
@@ -60,6 +64,17 @@
 //     MD5 of a single-part source) are recomputed on the way and must
 //     match, then carry over. The copy of a multipart object is single-part
 //     (its ETag is the MD5).
+//   - UploadPartCopy: x-amz-copy-source as for CopyObject, with the same
+//     four x-amz-copy-source-if-* conditions; x-amz-copy-source-range
+//     "bytes=first-last" only, validated as S3 does (InvalidArgument for
+//     another form or a range ending past the source, "Range specified is
+//     not valid for source object of size: N"; InvalidRequest for one
+//     starting past it). At most 5 GiB per part, as for UploadPart. The
+//     part's ETag is the MD5 of the copied bytes; in an upload created
+//     with a checksum algorithm, its checksum is computed over them and
+//     returned in CopyPartResult (CompleteMultipartUpload checks it). This
+//     is how the aws CLI copies objects above its multipart threshold
+//     (8 MB by default) between keys (aws s3 cp, aws s3 mv).
 //   - ListMultipartUploads: prefix, delimiter, max-uploads, key-marker and
 //     upload-id-marker, encoding-type=url; uploads sorted by key, then by
 //     initiation (upload ids begin with their creation time, so S3's
@@ -74,7 +89,8 @@
 // the others are deleted, as in S3, and a request with no key the caller
 // may delete is refused whole (AccessDenied, before the bucket's existence
 // is looked at). CopyObject needs Write on its destination (checked first)
-// and Read on its source; ListMultipartUploads needs List on the bucket,
+// and Read on its source, and so does UploadPartCopy (its destination is
+// the upload's key, as for UploadPart); ListMultipartUploads needs List on the bucket,
 // like ListObjectsV2 (it reveals the keys being written). See Op for the
 // operation each request is authorized as.
 //
@@ -104,8 +120,8 @@
 // readable upload.json (a crash during CreateMultipartUpload) last
 // modified before it. Handler.RunUploadSweeper sweeps at start and then
 // periodically, with a maximum age, and logs how many it removed. Its
-// UploadPart, ListParts, CompleteMultipartUpload and AbortMultipartUpload
-// then answer NoSuchUpload. A per-upload lock keeps a sweep off an upload
+// UploadPart, UploadPartCopy, ListParts, CompleteMultipartUpload and
+// AbortMultipartUpload then answer NoSuchUpload. A per-upload lock keeps a sweep off an upload
 // a request is working on, so a CompleteMultipartUpload racing a sweep
 // either commits its whole object or answers NoSuchUpload; the removal is
 // a rename out of uploads/, so an upload vanishes whole. The locks are in

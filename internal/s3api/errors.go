@@ -82,9 +82,54 @@ var (
 func errInvalidArgument(msg string) *s3Error { return newErr(400, "InvalidArgument", msg) }
 func errInvalidRequest(msg string) *s3Error  { return newErr(400, "InvalidRequest", msg) }
 
-// errNotImplementedOp names the operation that is not served, for requests
-// a client may reasonably expect to work (UploadPartCopy).
+// errNotImplementedOp says what is not served, for requests a client may
+// reasonably expect to work (conditional deletes on LastModifiedTime or
+// Size).
 func errNotImplementedOp(msg string) *s3Error { return newErr(501, "NotImplemented", msg) }
+
+// withArgument adds the ArgumentName and ArgumentValue elements S3 gives
+// an InvalidArgument error about a header or query parameter.
+func (e *s3Error) withArgument(name, value string) *s3Error {
+	e.extra = append(e.extra,
+		xmlElem{XMLName: xml.Name{Local: "ArgumentName"}, Value: name},
+		xmlElem{XMLName: xml.Name{Local: "ArgumentValue"}, Value: value})
+	return e
+}
+
+// errInvalidVersionID is S3's answer to a request naming, in an
+// unversioned bucket, a version other than "null" (whether or not the key
+// exists); errEmptyVersionID to ?versionId= with no value.
+func errInvalidVersionID(v string) *s3Error {
+	return errInvalidArgument("Invalid version id specified").withArgument("versionId", v)
+}
+
+func errEmptyVersionID() *s3Error {
+	return errInvalidArgument("Version id cannot be the empty string").withArgument("versionId", "")
+}
+
+// errCopySourceTooLarge is S3's answer to a copy of more than 5 GiB in one
+// request: a CopyObject source, or an UploadPartCopy range.
+func errCopySourceTooLarge() *s3Error {
+	return errInvalidRequest("The specified copy source is larger than the maximum allowable size for a copy source: " + strconv.Itoa(maxObjectSize))
+}
+
+// errCopyRangeForm is S3's answer to an x-amz-copy-source-range that is
+// not "bytes=first-last" with first <= last.
+func errCopyRangeForm(v string) *s3Error {
+	return errInvalidArgument("The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy").
+		withArgument("x-amz-copy-source-range", v)
+}
+
+// errCopyRangeEnd is S3's answer to a copy range that ends past the source
+// object; errCopyRangeStart to one that starts past it.
+func errCopyRangeEnd(v string, size int64) *s3Error {
+	return errInvalidArgument("Range specified is not valid for source object of size: "+strconv.FormatInt(size, 10)).
+		withArgument("x-amz-copy-source-range", v)
+}
+
+func errCopyRangeStart() *s3Error {
+	return errInvalidRequest("The specified copy range is invalid for the source object size")
+}
 
 // errMissingContentMD5 is S3's answer to a request that must carry an
 // integrity value (DeleteObjects) and carries none.

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,10 +28,10 @@ type Op int
 
 const (
 	// Read: GetObject, HeadObject, HeadBucket (key ""), ListParts, and
-	// CopyObject's source object.
+	// the source object of CopyObject and UploadPartCopy.
 	Read Op = iota + 1
-	// Write: PutObject, the multipart upload operations, and CopyObject's
-	// destination object.
+	// Write: PutObject, the multipart upload operations (UploadPartCopy
+	// included, on the upload's key), and CopyObject's destination object.
 	Write
 	// Delete: DeleteObject, each key of DeleteObjects, DeleteBucket
 	// (key "").
@@ -165,9 +166,6 @@ func (h *Handler) serve(q *request) *s3Error {
 
 	rt := h.route(q)
 	if rt.handle == nil {
-		if rt.refuse != nil {
-			return rt.refuse
-		}
 		return errNotImplemented()
 	}
 	if q.bucket != "" && !validBucket(q.bucket) {
@@ -197,9 +195,6 @@ type route struct {
 	// perKey: the request names its keys in its body (DeleteObjects), so
 	// handle authorizes each of them, and checks the bucket exists, itself.
 	perKey bool
-	// refuse, when handle is nil, is a more helpful answer than the
-	// generic NotImplemented.
-	refuse *s3Error
 }
 
 // route picks the operation for the request; a nil handle means not
@@ -260,26 +255,42 @@ func (h *Handler) route(q *request) route {
 			if q.has("uploadId") {
 				return route{op: Write, handle: h.abortUpload}
 			}
-			return route{op: Delete, handle: h.deleteObject}
+			// Not DeleteObjectTagging (?tagging) and the like: those
+			// must not delete the object.
+			if onlyParams(q.q, "versionId") {
+				return route{op: Delete, handle: h.deleteObject}
+			}
 		}
 	}
 	return route{}
 }
 
-// copyRoute routes a request with x-amz-copy-source. CopyObject is
-// authorized here as a Write of its destination; copyObject then checks
-// Read on the source.
+// copyRoute routes a request with x-amz-copy-source. CopyObject and
+// UploadPartCopy are authorized here as a Write of their destination (for
+// UploadPartCopy, the upload's key, as for UploadPart); their handlers then
+// check Read on the source.
 func (h *Handler) copyRoute(q *request) route {
 	if q.r.Method != http.MethodPut {
 		return route{}
 	}
-	if q.has("uploadId") || q.has("partNumber") {
-		return route{refuse: errNotImplementedOp("UploadPartCopy is not implemented by this store: copy objects of up to 5 GB with CopyObject, or download and upload larger ones.")}
+	if q.has("uploadId") && q.has("partNumber") {
+		return route{op: Write, handle: h.uploadPartCopy}
 	}
-	if q.has("tagging") || q.has("acl") {
+	if q.has("uploadId") || q.has("partNumber") || q.has("tagging") || q.has("acl") {
 		return route{}
 	}
 	return route{op: Write, handle: h.copyObject}
+}
+
+// onlyParams tells whether every query parameter belongs to a presigned
+// URL, is the SDKs' x-id, or is one of names.
+func onlyParams(v map[string][]string, names ...string) bool {
+	for k := range v {
+		if !strings.HasPrefix(k, "X-Amz-") && k != "x-id" && !slices.Contains(names, k) {
+			return false
+		}
+	}
+	return true
 }
 
 // onlyPresignParams tells whether every query parameter belongs to a
@@ -687,7 +698,25 @@ func (h *Handler) putObject(q *request) *s3Error {
 	return nil
 }
 
+// deleteObject serves DeleteObject. With ?versionId=, the store keeping no
+// versions (its buckets are S3's unversioned buckets), "null" names the
+// object, which is deleted. Any other id is refused, and nothing deleted,
+// with what S3 answers for an unversioned bucket: 400 InvalidArgument
+// "Invalid version id specified" (ArgumentName versionId), whether or not
+// the key exists; an empty id is InvalidArgument "Version id cannot be the
+// empty string". (Not NoSuchVersion, which is DeleteObjects' per-key entry
+// for the same request, nor S3's 204 for a well-formed but unknown id,
+// which only a versioned bucket answers.)
 func (h *Handler) deleteObject(q *request) *s3Error {
+	if q.has("versionId") {
+		switch v := q.get("versionId"); v {
+		case "null":
+		case "":
+			return errEmptyVersionID()
+		default:
+			return errInvalidVersionID(v)
+		}
+	}
 	if err := h.st.remove(q.bucket, q.key); err != nil {
 		h.log.Error("s3 delete", "err", err)
 		return errInternal()

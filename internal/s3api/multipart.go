@@ -145,10 +145,19 @@ func (h *Handler) createUpload(q *request) *s3Error {
 	return writeXML(q.w, 200, result{NS: s3NS, Bucket: q.bucket, Key: q.key, UploadId: id})
 }
 
-func (h *Handler) uploadPart(q *request) *s3Error {
+// partNumber reads the partNumber of UploadPart and UploadPartCopy.
+func partNumber(q *request) (int, *s3Error) {
 	n, err := strconv.Atoi(q.get("partNumber"))
 	if err != nil || n < 1 || n > maxParts {
-		return errInvalidArgument("Part number must be an integer between 1 and 10000, inclusive")
+		return 0, errInvalidArgument("Part number must be an integer between 1 and 10000, inclusive").withArgument("partNumber", q.get("partNumber"))
+	}
+	return n, nil
+}
+
+func (h *Handler) uploadPart(q *request) *s3Error {
+	n, e := partNumber(q)
+	if e != nil {
+		return e
 	}
 	id, u, e := h.loadUpload(q)
 	if e != nil {
@@ -158,34 +167,9 @@ func (h *Handler) uploadPart(q *request) *s3Error {
 	if e != nil {
 		return e
 	}
-	// Move the part in under the upload's lock, after checking the upload
-	// is still there: it may have been completed, aborted or swept while
-	// the body streamed.
-	unlock := h.uploads.lock(id)
-	defer unlock()
-	if _, _, e := h.loadUpload(q); e != nil {
-		os.Remove(wr.path)
+	pm, e := h.putPart(q, id, n, wr)
+	if e != nil {
 		return e
-	}
-	dir := h.uploadDir(id)
-	pm := partMeta{Number: n, Size: wr.size, ETag: wr.md5, Checksums: wr.checksums, Data: fmt.Sprintf("%05d.%s", n, randHex(8)), Modified: time.Now().UTC()}
-	if err := os.Rename(wr.path, filepath.Join(dir, pm.Data)); err != nil {
-		os.Remove(wr.path)
-		if errors.Is(err, fs.ErrNotExist) { // aborted meanwhile
-			return errNoSuchUpload()
-		}
-		return errInternal()
-	}
-	old, _ := readPart(filepath.Join(dir, strconv.Itoa(n)+".json"))
-	if err := writeJSONFile(h.st, filepath.Join(dir, strconv.Itoa(n)+".json"), pm); err != nil {
-		os.Remove(filepath.Join(dir, pm.Data))
-		if errors.Is(err, fs.ErrNotExist) {
-			return errNoSuchUpload()
-		}
-		return errInternal()
-	}
-	if old != nil && old.Data != pm.Data {
-		os.Remove(filepath.Join(dir, filepath.Base(old.Data)))
 	}
 	q.w.Header().Set("ETag", `"`+pm.ETag+`"`)
 	for a, v := range pm.Checksums {
@@ -193,6 +177,42 @@ func (h *Handler) uploadPart(q *request) *s3Error {
 	}
 	q.w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// putPart makes wr, a part written to a temp file while no lock was held
+// (so that parts upload in parallel), part n of upload id, replacing any
+// part n before it. It moves the part in under the upload's lock, after
+// checking the upload is still there: it may have been completed, aborted
+// or swept while the part was written (NoSuchUpload then). Whatever
+// happens, the temp file is gone when it returns.
+func (h *Handler) putPart(q *request, id string, n int, wr *written) (*partMeta, *s3Error) {
+	unlock := h.uploads.lock(id)
+	defer unlock()
+	if _, _, e := h.loadUpload(q); e != nil {
+		os.Remove(wr.path)
+		return nil, e
+	}
+	dir := h.uploadDir(id)
+	pm := &partMeta{Number: n, Size: wr.size, ETag: wr.md5, Checksums: wr.checksums, Data: fmt.Sprintf("%05d.%s", n, randHex(8)), Modified: time.Now().UTC()}
+	if err := os.Rename(wr.path, filepath.Join(dir, pm.Data)); err != nil {
+		os.Remove(wr.path)
+		if errors.Is(err, fs.ErrNotExist) { // aborted meanwhile
+			return nil, errNoSuchUpload()
+		}
+		return nil, errInternal()
+	}
+	old, _ := readPart(filepath.Join(dir, strconv.Itoa(n)+".json"))
+	if err := writeJSONFile(h.st, filepath.Join(dir, strconv.Itoa(n)+".json"), pm); err != nil {
+		os.Remove(filepath.Join(dir, pm.Data))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errNoSuchUpload()
+		}
+		return nil, errInternal()
+	}
+	if old != nil && old.Data != pm.Data {
+		os.Remove(filepath.Join(dir, filepath.Base(old.Data)))
+	}
+	return pm, nil
 }
 
 func readPart(path string) (*partMeta, error) {

@@ -19,8 +19,9 @@ import (
 //
 // Sweeping must not race with the upload's own operations. Each upload has
 // an in-process lock (uploadLocks) that every operation changing it holds:
-// UploadPart while it moves its part in (not while the body streams, so
-// parts still upload in parallel), CompleteMultipartUpload from the moment
+// UploadPart and UploadPartCopy while they move their part in (putPart;
+// not while the body streams or the source is copied, so parts still
+// upload in parallel), CompleteMultipartUpload from the moment
 // it re-reads the upload until the object is committed and the upload
 // removed, AbortMultipartUpload, and the sweeper. The sweeper only
 // try-locks: an upload someone is working on right now is not abandoned,
