@@ -288,6 +288,7 @@ type Store interface {
 	// Third-party clients and signing keys: see the sections below.
 	ThirdPartyClients
 	SigningKeyStore
+	WorkerKeys
 }
 
 // ---------------------------------------------------------------------------
@@ -348,6 +349,50 @@ type ThirdPartyClients interface {
 	// pipeline), revoked ones included, ordered by pipeline, stage, action,
 	// then Created and ID (byte order).
 	ListClients(ctx context.Context, pipeline string) ([]ThirdPartyClient, error)
+}
+
+// ---------------------------------------------------------------------------
+// Worker keys
+// ---------------------------------------------------------------------------
+
+// WorkerKey is a long-lived access key pair an operator issues for the job
+// workers of one action type (owner Custom or ThirdParty): it signs that
+// type's job-protocol calls and nothing else, so that a build host or a
+// partner never holds the root credentials. SigV4 needs the secret itself
+// to verify a signature, so the store keeps it sealed (encrypted under the
+// master key by the caller), never hashed.
+type WorkerKey struct {
+	AccessKeyID string // chosen by the caller; unique in the store
+	// SealedSecret is the secret access key as the caller sealed it; kept
+	// as given.
+	SealedSecret string
+	ActionType   ActionTypeKey
+	Description  string
+	// Created is assigned by the store; Revoked is zero while the key is
+	// active and set by the store when it is revoked.
+	Created time.Time
+	Revoked time.Time
+}
+
+// Active reports whether the key has not been revoked.
+func (k WorkerKey) Active() bool { return k.Revoked.IsZero() }
+
+// WorkerKeys stores worker keys. Revoked keys stay (for listing and audit)
+// and never become active again.
+type WorkerKeys interface {
+	// CreateWorkerKey stores a new active key (Created: now, Revoked: zero,
+	// whatever k says) and returns it as stored. ErrAlreadyExists when the
+	// AccessKeyID is taken.
+	CreateWorkerKey(ctx context.Context, k WorkerKey) (WorkerKey, error)
+	// GetWorkerKey reads a key, revoked ones included (ErrNotFound).
+	GetWorkerKey(ctx context.Context, accessKeyID string) (WorkerKey, error)
+	// ListWorkerKeys returns every key, revoked ones included, ordered by
+	// Created, then AccessKeyID (byte order).
+	ListWorkerKeys(ctx context.Context) ([]WorkerKey, error)
+	// RevokeWorkerKey revokes a key (Revoked: now) and returns it. Revoking
+	// a revoked key changes nothing and returns it. ErrNotFound when there
+	// is no such key.
+	RevokeWorkerKey(ctx context.Context, accessKeyID string) (WorkerKey, error)
 }
 
 // ---------------------------------------------------------------------------

@@ -83,15 +83,14 @@ func (s *Store) ActionClient(ctx context.Context, pipeline, stage, action string
 }
 
 // RevokeClient revokes a client; revoking a revoked one changes nothing.
-// One statement: the update (when the client is active) and the read see
-// the same snapshot, so the row is read back from the CTE when it changed.
 func (s *Store) RevokeClient(ctx context.Context, id string) (store.ThirdPartyClient, error) {
-	c, err := scanClient(s.pool.QueryRow(ctx, `WITH revoked AS (
-			UPDATE third_party_clients SET revoked = now() WHERE id = $1 AND revoked IS NULL
-			RETURNING `+clientCols+`)
-		SELECT `+clientCols+` FROM revoked
-		UNION ALL
-		SELECT `+clientCols+` FROM third_party_clients WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM revoked)`, id))
+	// One UPDATE that keeps an existing revocation time: a revoke running
+	// concurrently with another waits for its row lock and then sees the
+	// committed time. (A CTE with a fallback SELECT read the statement's
+	// snapshot there and answered the client as still active.)
+	c, err := scanClient(s.pool.QueryRow(ctx, `UPDATE third_party_clients
+		SET revoked = COALESCE(revoked, now()) WHERE id = $1
+		RETURNING `+clientCols, id))
 	if err != nil {
 		return c, fmt.Errorf("postgres: revoke client %q: %w", id, mapErr(err))
 	}

@@ -17,6 +17,7 @@ var clientTests = []testCase{
 	{"ClientUnique", testClientUnique},
 	{"ClientLookups", testClientLookups},
 	{"ClientRevoke", testClientRevoke},
+	{"ClientConcurrentRevoke", testClientConcurrentRevoke},
 	{"ClientList", testClientList},
 	{"ClientAcrossHandles", testClientAcrossHandles},
 	{"ClientConcurrentIssue", testClientConcurrentIssue},
@@ -181,6 +182,39 @@ func testClientRevoke(t *testing.T, s *suite) {
 
 	_, err = st.RevokeClient(t.Context(), "nope")
 	wantErr(t, "RevokeClient of an unknown id", err, store.ErrNotFound)
+}
+
+// testClientConcurrentRevoke: revokes racing each other, through two
+// handles, all answer the client revoked at one time (none answers it
+// active).
+func testClientConcurrentRevoke(t *testing.T, s *suite) {
+	a := s.open(t)
+	b := a
+	if s.h.Reopen != nil {
+		b = s.reopen(t, a)
+	}
+	mustCreateClient(t, a, newClient("c1", "app", "Deploy", "Ship"))
+	const n = 8
+	var (
+		wg   sync.WaitGroup
+		got  [n]store.ThirdPartyClient
+		errs [n]error
+	)
+	for i := range n {
+		st := []store.Store{a, b}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = st.RevokeClient(t.Context(), "c1")
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		noErr(t, fmt.Sprintf("concurrent RevokeClient %d", i), errs[i])
+		if got[i].Active() || !sameTime(got[i].Revoked, got[0].Revoked) {
+			t.Errorf("concurrent RevokeClient %d: Revoked = %v, want %v", i, got[i].Revoked, got[0].Revoked)
+		}
+	}
 }
 
 func testClientList(t *testing.T, s *suite) {

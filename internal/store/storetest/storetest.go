@@ -105,6 +105,7 @@ func Run(t *testing.T, h Harness) {
 	tests = append(tests, engineTests...)
 	tests = append(tests, clientTests...)
 	tests = append(tests, signingKeyTests...)
+	tests = append(tests, workerKeyTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
