@@ -3,6 +3,7 @@ package awsjson
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/pipelined/pipelined/internal/caller"
@@ -33,7 +34,19 @@ func (a SigV4) Authenticate(ctx context.Context, r *http.Request, body []byte) (
 	if !isHexHash(res.PayloadHash) {
 		return caller.Caller{}, wire.Errorf(wire.ErrInvalidSignature, "The request payload must be signed: x-amz-content-sha256 '%s' is not accepted by this API", res.PayloadHash)
 	}
-	return caller.Caller{AccessKeyID: res.Credential.AccessKeyID, ARN: res.Credential.Principal}, nil
+	who := caller.Caller{AccessKeyID: res.Credential.AccessKeyID, ARN: res.Credential.Principal}
+	switch scope := res.Credential.Scope.(type) {
+	case nil:
+	case *caller.WorkerScope:
+		if scope == nil {
+			return caller.Caller{}, errors.New("awsjson: a credential with a nil worker scope")
+		}
+		who.Worker = scope
+	default:
+		// A scope this layer cannot enforce must not pass as root.
+		return caller.Caller{}, fmt.Errorf("awsjson: credential scope of unknown type %T", scope)
+	}
+	return who, nil
 }
 
 func isHexHash(s string) bool {

@@ -130,6 +130,11 @@ func (h *Handler) serve(r *http.Request, op string) (any, error) {
 	if !ok {
 		return nil, wire.Errorf(wire.ErrUnknownOperation, "Unknown operation %s", op)
 	}
+	// A worker key may call its action type's job protocol and nothing
+	// else; the operations check that the jobs are of its type.
+	if who.Worker != nil && !who.Worker.MayCall(op) {
+		return nil, who.Denied(op, "")
+	}
 	ctx := caller.With(r.Context(), who)
 	return operation.Call(ctx, h.api, body)
 }

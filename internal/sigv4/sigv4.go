@@ -88,6 +88,10 @@ type Credential struct {
 	// Principal is an opaque identity (an ARN) for the caller's use; Verify
 	// passes it through.
 	Principal string
+	// Scope is opaque to Verify, which passes it through like Principal:
+	// what the credential may do (for example the action type a worker key
+	// is limited to), for the caller to enforce. Nil: no limit set here.
+	Scope any
 	// Expires, when non-zero, is when the credential stops working.
 	Expires time.Time
 }
