@@ -18,22 +18,39 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/pipelined/pipelined/internal/admin"
+	"github.com/pipelined/pipelined/internal/wire"
 )
 
 // adminCommand is one `pipelined admin` subcommand.
 type adminCommand struct {
 	name, args, help string
-	// flags adds the command's own flags; request builds its request from
-	// them (method, path below /admin/v1/, query, body).
-	flags   func(fs *flag.FlagSet) func() (method, path string, query url.Values, body []byte, err error)
+	// flags adds the command's own flags and returns what builds the
+	// command's request from them.
+	flags   func(fs *flag.FlagSet) func() (adminRequest, error)
 	success int // the HTTP status of success
+}
+
+// adminRequest is what a command sends, and what it does around it.
+type adminRequest struct {
+	method, path string // path below /admin/v1/
+	query        url.Values
+	body         []byte
+	// prepare, when set, runs once the client is made, before the request
+	// is sent: the last chance to refuse without changing anything.
+	prepare func(ctx context.Context, signer aws.Credentials) error
+	// done, when set, runs after a successful answer has been printed.
+	// An error is a failure (exit 1) of a request that did take effect.
+	done func(resp []byte, stderr io.Writer) error
 }
 
 var adminCommands = []adminCommand{
@@ -43,11 +60,11 @@ var adminCommands = []adminCommand{
 			"        version, settings, configurationProperties, inputArtifactDetails, outputArtifactDetails, tags), plus\n" +
 			"        jobTimeoutInMinutes (1-720). Registering the identical definition again is harmless.",
 		success: http.StatusOK,
-		flags: func(fs *flag.FlagSet) func() (string, string, url.Values, []byte, error) {
+		flags: func(fs *flag.FlagSet) func() (adminRequest, error) {
 			input := fs.String("cli-input-json", "", "the action type as JSON, or file://PATH to read it from a file")
-			return func() (string, string, url.Values, []byte, error) {
+			return func() (adminRequest, error) {
 				body, err := readInputJSON(*input)
-				return http.MethodPost, "third-party-action-types", nil, body, err
+				return adminRequest{method: http.MethodPost, path: "third-party-action-types", body: body}, err
 			}
 		},
 	},
@@ -55,15 +72,15 @@ var adminCommands = []adminCommand{
 		name: "deregister-third-party-action-type", args: "--category C --provider P --version V",
 		help:    "deregister a third-party action type (registering the identical definition again restores it)",
 		success: http.StatusOK,
-		flags: func(fs *flag.FlagSet) func() (string, string, url.Values, []byte, error) {
+		flags: func(fs *flag.FlagSet) func() (adminRequest, error) {
 			category := fs.String("category", "", "the action type's category (Source, Build, Deploy, Test, Invoke, Approval)")
 			provider := fs.String("provider", "", "the action type's provider")
 			version := fs.String("version", "", "the action type's version")
-			return func() (string, string, url.Values, []byte, error) {
+			return func() (adminRequest, error) {
 				if err := required(map[string]string{"--category": *category, "--provider": *provider, "--version": *version}); err != nil {
-					return "", "", nil, nil, err
+					return adminRequest{}, err
 				}
-				return http.MethodDelete, admin.ActionTypePath(*category, *provider, *version), nil, nil, nil
+				return adminRequest{method: http.MethodDelete, path: admin.ActionTypePath(*category, *provider, *version)}, nil
 			}
 		},
 	},
@@ -72,16 +89,16 @@ var adminCommands = []adminCommand{
 		help: "issue a clientId/clientToken pair for a pipeline action of a ThirdParty action type, for the partner\n" +
 			"        that runs it. Prints the pair as JSON; the token is shown this once (the server keeps only a hash).",
 		success: http.StatusCreated,
-		flags: func(fs *flag.FlagSet) func() (string, string, url.Values, []byte, error) {
+		flags: func(fs *flag.FlagSet) func() (adminRequest, error) {
 			pipeline := fs.String("pipeline", "", "the pipeline's name")
 			stage := fs.String("stage", "", "the stage's name")
 			action := fs.String("action", "", "the action's name")
-			return func() (string, string, url.Values, []byte, error) {
+			return func() (adminRequest, error) {
 				if err := required(map[string]string{"--pipeline": *pipeline, "--stage": *stage, "--action": *action}); err != nil {
-					return "", "", nil, nil, err
+					return adminRequest{}, err
 				}
 				body, err := json.Marshal(admin.IssueClientInput{PipelineName: *pipeline, StageName: *stage, ActionName: *action})
-				return http.MethodPost, "clients", nil, body, err
+				return adminRequest{method: http.MethodPost, path: "clients", body: body}, err
 			}
 		},
 	},
@@ -89,13 +106,13 @@ var adminCommands = []adminCommand{
 		name: "revoke-client", args: "--client-id ID",
 		help:    "revoke a client: its token stops working at once",
 		success: http.StatusOK,
-		flags: func(fs *flag.FlagSet) func() (string, string, url.Values, []byte, error) {
+		flags: func(fs *flag.FlagSet) func() (adminRequest, error) {
 			id := fs.String("client-id", "", "the clientId to revoke")
-			return func() (string, string, url.Values, []byte, error) {
+			return func() (adminRequest, error) {
 				if err := required(map[string]string{"--client-id": *id}); err != nil {
-					return "", "", nil, nil, err
+					return adminRequest{}, err
 				}
-				return http.MethodDelete, "clients/" + url.PathEscape(*id), nil, nil, nil
+				return adminRequest{method: http.MethodDelete, path: "clients/" + url.PathEscape(*id)}, nil
 			}
 		},
 	},
@@ -103,17 +120,104 @@ var adminCommands = []adminCommand{
 		name: "list-clients", args: "[--pipeline P]",
 		help:    "list the clients of a pipeline (of every pipeline without --pipeline), revoked ones included; never tokens",
 		success: http.StatusOK,
-		flags: func(fs *flag.FlagSet) func() (string, string, url.Values, []byte, error) {
+		flags: func(fs *flag.FlagSet) func() (adminRequest, error) {
 			pipeline := fs.String("pipeline", "", "the pipeline's name")
-			return func() (string, string, url.Values, []byte, error) {
+			return func() (adminRequest, error) {
 				var q url.Values
 				if *pipeline != "" {
 					q = url.Values{"pipelineName": {*pipeline}}
 				}
-				return http.MethodGet, "clients", q, nil, nil
+				return adminRequest{method: http.MethodGet, path: "clients", query: q}, nil
 			}
 		},
 	},
+	{
+		name: "create-worker-key",
+		args: "--category C --owner Custom|ThirdParty --provider P --version V [--description D]\n" +
+			"        [--credentials-file PATH [--credentials-profile NAME] [--force]]",
+		help: "issue a worker key: an access key pair that signs the job-protocol calls of one action type of owner\n" +
+			"        Custom or ThirdParty (poll, acknowledge, details, results) and nothing else, for the hosts that run\n" +
+			"        its jobs. Prints it as JSON; the secret is shown this once. With --credentials-file, also writes\n" +
+			"        the pair to PATH in the shared-credentials format under [NAME] (default \"default\"), mode 0600,\n" +
+			"        for a worker's AWS_SHARED_CREDENTIALS_FILE; other profiles of an existing file are kept, and an\n" +
+			"        existing [NAME] is replaced only with --force.",
+		success: http.StatusCreated,
+		flags: func(fs *flag.FlagSet) func() (adminRequest, error) {
+			category := fs.String("category", "", "the action type's category (Source, Build, Deploy, Test, Invoke, Approval)")
+			owner := fs.String("owner", "", "the action type's owner: Custom or ThirdParty")
+			provider := fs.String("provider", "", "the action type's provider")
+			version := fs.String("version", "", "the action type's version")
+			description := fs.String("description", "", "what the key is for (up to 256 characters)")
+			file := fs.String("credentials-file", "", "also write the pair to this shared-credentials file")
+			profile := fs.String("credentials-profile", "", `the profile of --credentials-file to write (default "default")`)
+			force := fs.Bool("force", false, "replace the profile in --credentials-file if it exists")
+			return func() (adminRequest, error) {
+				if err := required(map[string]string{"--category": *category, "--owner": *owner, "--provider": *provider, "--version": *version}); err != nil {
+					return adminRequest{}, err
+				}
+				body, err := json.Marshal(admin.CreateWorkerKeyInput{
+					ActionTypeID: &wire.ActionTypeId{Category: wire.ActionCategory(*category), Owner: wire.ActionOwner(*owner), Provider: *provider, Version: *version},
+					Description:  *description,
+				})
+				if err != nil {
+					return adminRequest{}, err
+				}
+				req := adminRequest{method: http.MethodPost, path: "worker-keys", body: body}
+				if *file == "" {
+					if *profile != "" || *force {
+						return adminRequest{}, errors.New("--credentials-profile and --force go with --credentials-file")
+					}
+					return req, nil
+				}
+				w := credentialsWriter{path: *file, profile: *profile, force: *force}
+				if w.profile == "" {
+					w.profile = "default"
+				}
+				if !profileName.MatchString(w.profile) {
+					return adminRequest{}, fmt.Errorf("--credentials-profile %q: a profile name is letters, digits and _.@+=,:-", w.profile)
+				}
+				req.prepare = w.check
+				req.done = w.write
+				return req, nil
+			}
+		},
+	},
+	{
+		name: "list-worker-keys", args: "",
+		help:    "list the worker keys, revoked ones included; never secrets",
+		success: http.StatusOK,
+		flags: func(fs *flag.FlagSet) func() (adminRequest, error) {
+			return func() (adminRequest, error) {
+				return adminRequest{method: http.MethodGet, path: "worker-keys"}, nil
+			}
+		},
+	},
+	{
+		name: "describe-worker-key", args: "--access-key-id ID",
+		help:    "show one worker key (never its secret)",
+		success: http.StatusOK,
+		flags:   workerKeyRequest(http.MethodGet),
+	},
+	{
+		name: "revoke-worker-key", args: "--access-key-id ID",
+		help:    "revoke a worker key: it stops signing anything at once (revoking twice is harmless)",
+		success: http.StatusOK,
+		flags:   workerKeyRequest(http.MethodDelete),
+	},
+}
+
+// workerKeyRequest is the flags and request of a command on one worker key
+// (--access-key-id).
+func workerKeyRequest(method string) func(fs *flag.FlagSet) func() (adminRequest, error) {
+	return func(fs *flag.FlagSet) func() (adminRequest, error) {
+		id := fs.String("access-key-id", "", "the worker key's access key id")
+		return func() (adminRequest, error) {
+			if err := required(map[string]string{"--access-key-id": *id}); err != nil {
+				return adminRequest{}, err
+			}
+			return adminRequest{method: method, path: admin.WorkerKeyPath(*id)}, nil
+		}
+	}
 }
 
 func adminUsage(w io.Writer) {
@@ -125,13 +229,14 @@ with SigV4 by the root credentials.
 Commands:
 `)
 	for _, c := range adminCommands {
-		fmt.Fprintf(w, "  %s %s\n        %s\n", c.name, c.args, c.help)
+		fmt.Fprintf(w, "  %s\n        %s\n", strings.TrimSpace(c.name+" "+c.args), c.help)
 	}
 	fmt.Fprint(w, `
 Flags of every command:
   --endpoint-url URL   the server (default: AWS_ENDPOINT_URL, or endpoint_url of the shared config)
   --region REGION      the server's region (default: AWS_REGION, AWS_DEFAULT_REGION or the shared config)
-  --profile NAME       the shared config/credentials profile (default: AWS_PROFILE, else "default")
+  --profile NAME       the shared config/credentials profile to sign with (default: AWS_PROFILE, else "default");
+                       not the profile create-worker-key writes (that is --credentials-profile)
 Credentials come from the AWS SDK's default chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or the
 shared credentials file (AWS_SHARED_CREDENTIALS_FILE, e.g. <data-dir>/credentials), ...
 `)
@@ -162,10 +267,10 @@ func adminMain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	endpoint := fs.String("endpoint-url", "", "the server's URL (default: AWS_ENDPOINT_URL)")
 	region := fs.String("region", "", "the server's region (default: the AWS SDK's region chain)")
-	profile := fs.String("profile", "", "the shared config/credentials profile (default: AWS_PROFILE)")
+	profile := fs.String("profile", "", "the shared config/credentials profile to sign with (default: AWS_PROFILE)")
 	build := cmd.flags(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: pipelined admin %s %s\n        %s\n\nFlags:\n", cmd.name, cmd.args, cmd.help)
+		fmt.Fprintf(stderr, "Usage: pipelined admin %s\n        %s\n\nFlags:\n", strings.TrimSpace(cmd.name+" "+cmd.args), cmd.help)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args[1:]); err != nil {
@@ -178,7 +283,7 @@ func adminMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pipelined admin %s: unexpected argument %q\n", cmd.name, fs.Arg(0))
 		return 2
 	}
-	method, path, query, body, err := build()
+	req, err := build()
 	if err != nil {
 		fmt.Fprintf(stderr, "pipelined admin %s: %v\n", cmd.name, err)
 		return 2
@@ -191,7 +296,18 @@ func adminMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pipelined admin %s: %v\n", cmd.name, err)
 		return 2
 	}
-	status, resp, err := c.Do(ctx, method, path, query, body)
+	if req.prepare != nil {
+		creds, err := c.Credentials.Retrieve(ctx)
+		if err != nil {
+			fmt.Fprintf(stderr, "pipelined admin %s: credentials: %v\n", cmd.name, err)
+			return 2
+		}
+		if err := req.prepare(ctx, creds); err != nil {
+			fmt.Fprintf(stderr, "pipelined admin %s: %v\n", cmd.name, err)
+			return 2
+		}
+	}
+	status, resp, err := c.Do(ctx, req.method, req.path, req.query, req.body)
 	if err != nil {
 		fmt.Fprintf(stderr, "pipelined admin %s: %v\n", cmd.name, err)
 		return 1
@@ -206,6 +322,12 @@ func adminMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	_, _ = stdout.Write(resp)
+	if req.done != nil {
+		if err := req.done(resp, stderr); err != nil {
+			fmt.Fprintf(stderr, "pipelined admin %s: %v\n", cmd.name, err)
+			return 1
+		}
+	}
 	return 0
 }
 
@@ -282,4 +404,182 @@ func newAdminClient(ctx context.Context, endpoint, region, profile string) (*adm
 		return nil, errors.New("no credentials: set AWS_SHARED_CREDENTIALS_FILE to the server's credentials file, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 	}
 	return &admin.Client{Endpoint: endpoint, Region: cfg.Region, Credentials: cfg.Credentials}, nil
+}
+
+// profileName is what --credentials-profile takes: a section name of a
+// shared-credentials file that needs no quoting.
+var profileName = regexp.MustCompile(`^[A-Za-z0-9_.@+=,:-]+$`)
+
+// credentialsWriter writes an issued worker key to a shared-credentials
+// file (create-worker-key --credentials-file).
+type credentialsWriter struct {
+	path, profile string
+	force         bool
+}
+
+// check refuses, before anything is issued, what write would refuse: a
+// file that cannot be written, an existing profile without --force, and
+// ever the profile that holds the credentials this command signs with
+// (the server's own credentials file, say).
+func (w credentialsWriter) check(_ context.Context, signer aws.Credentials) error {
+	data, err := os.ReadFile(w.path)
+	if errors.Is(err, os.ErrNotExist) {
+		if fi, err := os.Stat(filepath.Dir(w.path)); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--credentials-file %s: its directory does not exist", w.path)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--credentials-file: %w", err)
+	}
+	akid, found := profileAccessKey(string(data), w.profile)
+	switch {
+	case !found:
+		return nil
+	case akid != "" && akid == signer.AccessKeyID:
+		return fmt.Errorf("%s: profile [%s] holds the credentials this command signs with; write the worker key to another file or profile", w.path, w.profile)
+	case !w.force:
+		return fmt.Errorf("%s already has a profile [%s]; pass --force to replace it, or --credentials-profile to write another", w.path, w.profile)
+	}
+	return nil
+}
+
+// write writes the key of create-worker-key's answer, which has been
+// printed, and says where on stderr (without the secret).
+func (w credentialsWriter) write(resp []byte, stderr io.Writer) error {
+	var out admin.CreateWorkerKeyOutput
+	if err := json.Unmarshal(resp, &out); err != nil || out.WorkerKey.AccessKeyID == "" || out.SecretAccessKey == "" {
+		return fmt.Errorf("the answer holds no worker key to write to %s", w.path)
+	}
+	id := out.WorkerKey.AccessKeyID
+	if err := writeProfile(w.path, w.profile, id, out.SecretAccessKey, w.force); err != nil {
+		return fmt.Errorf("worker key %s was issued (printed above) but not written to %s: %v; revoke it (pipelined admin revoke-worker-key --access-key-id %s) unless you keep it otherwise",
+			id, w.path, err, id)
+	}
+	shown := w.path
+	if abs, err := filepath.Abs(w.path); err == nil {
+		shown = abs
+	}
+	fmt.Fprintf(stderr, "pipelined admin create-worker-key: wrote worker key %s to %s, profile [%s] (mode 0600); a worker uses it with AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=%s\n",
+		id, shown, w.profile, shown, w.profile)
+	return nil
+}
+
+// writeProfile writes a profile with the key pair to a shared-credentials
+// file with mode 0600: a new file, or an existing one with its other
+// content kept (the profile replaced only when force).
+func writeProfile(path, profile, accessKeyID, secret string, force bool) error {
+	section := fmt.Sprintf("[%s]\naws_access_key_id = %s\naws_secret_access_key = %s\n", profile, accessKeyID, secret)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		_, err = f.WriteString(section)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	next, found := replaceProfile(string(data), profile, section)
+	if found && !force {
+		return fmt.Errorf("it has a profile [%s] now; pass --force to replace it", profile)
+	}
+	// Replace the file (the target of a link) in one step: a reader never
+	// sees half of it.
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after the rename: nothing
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.WriteString(next); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), target)
+}
+
+// sectionName returns the name of an INI section header line.
+func sectionName(line string) (string, bool) {
+	line = strings.TrimSpace(line)
+	if len(line) < 2 || line[0] != '[' || line[len(line)-1] != ']' {
+		return "", false
+	}
+	return strings.TrimSpace(line[1 : len(line)-1]), true
+}
+
+// profileAccessKey tells whether a shared-credentials file has a profile,
+// and its aws_access_key_id.
+func profileAccessKey(data, profile string) (accessKeyID string, found bool) {
+	in := false
+	for _, line := range strings.Split(data, "\n") {
+		if name, ok := sectionName(line); ok {
+			in = name == profile
+			found = found || in
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); ok && in && strings.TrimSpace(k) == "aws_access_key_id" {
+			accessKeyID = strings.TrimSpace(v)
+		}
+	}
+	return accessKeyID, found
+}
+
+// replaceProfile returns data with the profile's section(s) replaced by
+// section (at the first one's place), or section appended when there is
+// none.
+func replaceProfile(data, profile, section string) (string, bool) {
+	var b strings.Builder
+	found, skipping := false, false
+	for _, line := range strings.SplitAfter(data, "\n") {
+		if name, ok := sectionName(line); ok {
+			if name == profile {
+				if !found {
+					b.WriteString(section)
+				}
+				found, skipping = true, true
+				continue
+			}
+			if skipping {
+				b.WriteString("\n")
+			}
+			skipping = false
+		}
+		if !skipping {
+			b.WriteString(line)
+		}
+	}
+	if found {
+		return b.String(), true
+	}
+	out := data
+	if out != "" {
+		if !strings.HasSuffix(out, "\n") {
+			out += "\n"
+		}
+		out += "\n"
+	}
+	return out + section, false
 }

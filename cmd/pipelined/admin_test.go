@@ -223,3 +223,268 @@ func adminCLI(t *testing.T, database string) {
 		t.Errorf("--help does not mention admin: %s", out)
 	}
 }
+
+func TestAdminCLIWorkerKeys(t *testing.T) {
+	for _, backend := range []struct {
+		name string
+		db   func(t *testing.T) string
+	}{
+		{"sqlite", func(*testing.T) string { return "" }},
+		{"postgres", func(t *testing.T) string { return pgtest.DSN(t) }},
+	} {
+		t.Run(backend.name, func(t *testing.T) { workerKeysCLI(t, backend.db(t)) })
+	}
+}
+
+// workerConfig is an SDK configuration from a shared-credentials file and
+// its profile only (no config file, no environment credentials).
+func workerConfig(t *testing.T, credFile, profile string) aws.Config {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithSharedCredentialsFiles([]string{credFile}),
+		config.WithSharedConfigFiles([]string{filepath.Join(t.TempDir(), "no-config")}), config.WithSharedConfigProfile(profile), config.WithRegion("us-east-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func workerKeysCLI(t *testing.T, database string) {
+	srv, credFile := serveGenerated(t, database)
+	home := t.TempDir()
+	env := []string{
+		"HOME=" + home, "AWS_SHARED_CREDENTIALS_FILE=" + credFile, "AWS_CONFIG_FILE=" + filepath.Join(home, "no-config"),
+		"AWS_ENDPOINT_URL=" + srv.url, "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
+	}
+	ctx := context.Background()
+	endpoint := func(o *codepipeline.Options) { o.BaseEndpoint = aws.String(srv.url); o.RetryMaxAttempts = 1 }
+	root := codepipeline.NewFromConfig(workerConfig(t, credFile, "default"), endpoint)
+
+	// Two custom source types; a pipeline of the first, whose creation
+	// queues a job of it.
+	for _, provider := range []string{"Fetcher", "Other"} {
+		if _, err := root.CreateCustomActionType(ctx, &codepipeline.CreateCustomActionTypeInput{Category: types.ActionCategorySource, Provider: aws.String(provider), Version: aws.String("1"),
+			InputArtifactDetails: &types.ArtifactDetails{MinimumCount: 0, MaximumCount: 0}, OutputArtifactDetails: &types.ArtifactDetails{MinimumCount: 1, MaximumCount: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fetcher := &types.ActionTypeId{Category: types.ActionCategorySource, Owner: types.ActionOwnerCustom, Provider: aws.String("Fetcher"), Version: aws.String("1")}
+	p := pipelineNamed("wk", "x")
+	p.Stages[0].Actions[0].ActionTypeId = fetcher
+	p.Stages[0].Actions[0].Configuration = nil
+	if _, err := root.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: p}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Issue a key for it, written to a credentials file for a worker host.
+	workDir := t.TempDir()
+	wkFile := filepath.Join(workDir, "worker-credentials")
+	out, errOut, code := cli(t, env, "create-worker-key", "--category", "Source", "--owner", "Custom", "--provider", "Fetcher", "--version", "1",
+		"--description", "fetch hosts", "--credentials-file", wkFile, "--credentials-profile", "fetcher")
+	if code != 0 {
+		t.Fatalf("create-worker-key: exit %d: %s", code, errOut)
+	}
+	var issued admin.CreateWorkerKeyOutput
+	if err := json.Unmarshal([]byte(out), &issued); err != nil || issued.WorkerKey.AccessKeyID == "" || issued.SecretAccessKey == "" ||
+		issued.WorkerKey.Status != admin.StatusActive || issued.WorkerKey.Description != "fetch hosts" || issued.WorkerKey.ActionTypeID.Provider != "Fetcher" {
+		t.Fatalf("create-worker-key printed %q (%v)", out, err)
+	}
+	id, secret := issued.WorkerKey.AccessKeyID, issued.SecretAccessKey
+	if n := strings.Count(out+errOut, secret); n != 1 {
+		t.Errorf("the secret is printed %d times (stdout %q, stderr %q), want once", n, out, errOut)
+	}
+	if !strings.Contains(errOut, wkFile) || !strings.Contains(errOut, "[fetcher]") {
+		t.Errorf("stderr does not say where the key was written: %q", errOut)
+	}
+	fi, err := os.Stat(wkFile)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v, %v; want mode 0600", fi, err)
+	}
+	written, _ := os.ReadFile(wkFile)
+	if !strings.Contains(string(written), "[fetcher]\naws_access_key_id = "+id+"\naws_secret_access_key = "+secret+"\n") {
+		t.Fatalf("credentials file:\n%s", written)
+	}
+
+	// A worker configured from that file alone polls its type's jobs, and
+	// nothing else.
+	wcfg := workerConfig(t, wkFile, "fetcher")
+	if creds, err := wcfg.Credentials.Retrieve(ctx); err != nil || creds.AccessKeyID != id {
+		t.Fatalf("the worker's credentials are %q (%v), not the key's %s: not from the file?", creds.AccessKeyID, err, id)
+	}
+	worker := codepipeline.NewFromConfig(wcfg, endpoint)
+	polled, err := worker.PollForJobs(ctx, &codepipeline.PollForJobsInput{ActionTypeId: fetcher})
+	if err != nil || len(polled.Jobs) != 1 {
+		t.Fatalf("PollForJobs with the worker key: %+v, %v", polled, err)
+	}
+	if _, err := worker.ListPipelines(ctx, &codepipeline.ListPipelinesInput{}); errCode(err) != "AccessDeniedException" {
+		t.Errorf("ListPipelines with the worker key: %v, want AccessDeniedException", err)
+	}
+	other := &types.ActionTypeId{Category: types.ActionCategorySource, Owner: types.ActionOwnerCustom, Provider: aws.String("Other"), Version: aws.String("1")}
+	if _, err := worker.PollForJobs(ctx, &codepipeline.PollForJobsInput{ActionTypeId: other}); errCode(err) != "AccessDeniedException" {
+		t.Errorf("PollForJobs of another type with the worker key: %v, want AccessDeniedException", err)
+	}
+	workerEnv := []string{"HOME=" + home, "AWS_SHARED_CREDENTIALS_FILE=" + wkFile, "AWS_PROFILE=fetcher", "AWS_CONFIG_FILE=" + filepath.Join(home, "no-config"),
+		"AWS_ENDPOINT_URL=" + srv.url, "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true"}
+	if _, errOut, code := cli(t, workerEnv, "list-worker-keys"); code != 1 || !strings.Contains(errOut, "HTTP 403") {
+		t.Errorf("the admin API with the worker key: exit %d, stderr %q; want exit 1, HTTP 403", code, errOut)
+	}
+
+	// list and describe, never with the secret.
+	out, errOut, code = cli(t, env, "list-worker-keys")
+	var list admin.ListWorkerKeysOutput
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.WorkerKeys) != 1 || list.WorkerKeys[0].AccessKeyID != id || list.WorkerKeys[0].Status != admin.StatusActive {
+		t.Fatalf("list-worker-keys: exit %d: %q %q", code, out, errOut)
+	}
+	if strings.Contains(out, secret) || strings.Contains(out, "secretAccessKey") {
+		t.Fatalf("list-worker-keys shows the secret: %s", out)
+	}
+	out, errOut, code = cli(t, env, "describe-worker-key", "--access-key-id", id)
+	var one admin.WorkerKeyOutput
+	if code != 0 || json.Unmarshal([]byte(out), &one) != nil || one.WorkerKey.AccessKeyID != id || one.WorkerKey.Created != issued.WorkerKey.Created {
+		t.Fatalf("describe-worker-key: exit %d: %q %q", code, out, errOut)
+	}
+	if strings.Contains(out, secret) {
+		t.Fatalf("describe-worker-key shows the secret: %s", out)
+	}
+
+	// The file's profile is not overwritten without --force, and nothing
+	// is issued then; other profiles are added, and kept.
+	create := func(extra ...string) (string, string, int) {
+		return cli(t, env, append([]string{"create-worker-key", "--category", "Source", "--owner", "Custom", "--provider", "Fetcher", "--version", "1"}, extra...)...)
+	}
+	_, errOut, code = create("--credentials-file", wkFile, "--credentials-profile", "fetcher")
+	if code != 2 || !strings.Contains(errOut, "--force") {
+		t.Errorf("create-worker-key over an existing profile: exit %d, stderr %q; want exit 2 naming --force", code, errOut)
+	}
+	if b, _ := os.ReadFile(wkFile); string(b) != string(written) {
+		t.Fatalf("the refused command changed the file:\n%s", b)
+	}
+	if ks := listKeys(t, env); len(ks) != 1 {
+		t.Fatalf("a refused create-worker-key issued a key: %+v", ks)
+	}
+	out, errOut, code = create("--credentials-file", wkFile, "--credentials-profile", "second")
+	if code != 0 {
+		t.Fatalf("create-worker-key to another profile: exit %d: %s", code, errOut)
+	}
+	var second admin.CreateWorkerKeyOutput
+	_ = json.Unmarshal([]byte(out), &second)
+	if c, err := workerConfig(t, wkFile, "second").Credentials.Retrieve(ctx); err != nil || c.AccessKeyID != second.WorkerKey.AccessKeyID || c.SecretAccessKey != second.SecretAccessKey {
+		t.Fatalf("profile [second] = %q, %v", c.AccessKeyID, err)
+	}
+	if c, err := workerConfig(t, wkFile, "fetcher").Credentials.Retrieve(ctx); err != nil || c.AccessKeyID != id || c.SecretAccessKey != secret {
+		t.Fatalf("profile [fetcher] after adding [second] = %q, %v", c.AccessKeyID, err)
+	}
+	out, errOut, code = create("--credentials-file", wkFile, "--credentials-profile", "fetcher", "--force")
+	if code != 0 {
+		t.Fatalf("create-worker-key --force: exit %d: %s", code, errOut)
+	}
+	var third admin.CreateWorkerKeyOutput
+	_ = json.Unmarshal([]byte(out), &third)
+	if c, err := workerConfig(t, wkFile, "fetcher").Credentials.Retrieve(ctx); err != nil || c.AccessKeyID != third.WorkerKey.AccessKeyID || c.SecretAccessKey != third.SecretAccessKey {
+		t.Fatalf("profile [fetcher] after --force = %q, %v", c.AccessKeyID, err)
+	}
+	if c, err := workerConfig(t, wkFile, "second").Credentials.Retrieve(ctx); err != nil || c.AccessKeyID != second.WorkerKey.AccessKeyID {
+		t.Fatalf("profile [second] after replacing [fetcher] = %q, %v", c.AccessKeyID, err)
+	}
+	if b, _ := os.ReadFile(wkFile); strings.Contains(string(b), secret) || strings.Count(string(b), "[fetcher]") != 1 {
+		t.Fatalf("the replaced profile is still there:\n%s", b)
+	}
+	if fi, err := os.Stat(wkFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file after rewriting: %v, %v; want mode 0600", fi, err)
+	}
+	// Never over the credentials the command signs with, --force or not.
+	rootBefore, _ := os.ReadFile(credFile)
+	_, errOut, code = create("--credentials-file", credFile, "--force")
+	if code != 2 || !strings.Contains(errOut, "signs with") {
+		t.Errorf("create-worker-key over the root credentials: exit %d, stderr %q", code, errOut)
+	}
+	if b, _ := os.ReadFile(credFile); string(b) != string(rootBefore) {
+		t.Fatal("the root credentials file was changed")
+	}
+	// A new file gets [default].
+	defFile := filepath.Join(workDir, "default-credentials")
+	if _, errOut, code = create("--credentials-file", defFile); code != 0 {
+		t.Fatalf("create-worker-key to a new file: exit %d: %s", code, errOut)
+	}
+	if b, _ := os.ReadFile(defFile); !strings.HasPrefix(string(b), "[default]\naws_access_key_id = PL") {
+		t.Fatalf("a new file without --credentials-profile:\n%s", b)
+	}
+	if ks := listKeys(t, env); len(ks) != 4 {
+		t.Fatalf("%d keys, want 4: %+v", len(ks), ks)
+	}
+
+	// Revoke: the key stops working; revoking again is harmless.
+	out, errOut, code = cli(t, env, "revoke-worker-key", "--access-key-id", id)
+	if code != 0 || json.Unmarshal([]byte(out), &one) != nil || one.WorkerKey.Status != admin.StatusRevoked || one.WorkerKey.Revoked == "" {
+		t.Fatalf("revoke-worker-key: exit %d: %q %q", code, out, errOut)
+	}
+	if _, err := worker.PollForJobs(ctx, &codepipeline.PollForJobsInput{ActionTypeId: fetcher}); errCode(err) != "UnrecognizedClientException" {
+		t.Errorf("PollForJobs with a revoked key: %v, want UnrecognizedClientException", err)
+	}
+	if out, errOut, code = cli(t, env, "revoke-worker-key", "--access-key-id", id); code != 0 || !strings.Contains(out, admin.StatusRevoked) {
+		t.Errorf("revoking twice: exit %d: %q %q", code, out, errOut)
+	}
+
+	// Errors: from the server (exit 1), from the command line (exit 2).
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"create-worker-key", "--category", "Source", "--owner", "AWS", "--provider", "S3", "--version", "1"}, 1, "ValidationException"},
+		{[]string{"create-worker-key", "--category", "Source", "--owner", "Custom", "--provider", "Nope", "--version", "1"}, 1, "ActionTypeNotFoundException"},
+		{[]string{"create-worker-key", "--category", "Source", "--owner", "Custom", "--provider", "Fetcher", "--version", "1", "--description", strings.Repeat("x", 257)}, 1, "description"},
+		{[]string{"describe-worker-key", "--access-key-id", "PLWKAAAAAAAAAAAAAAAA"}, 1, admin.ErrWorkerKeyNotFound},
+		{[]string{"revoke-worker-key", "--access-key-id", "nope"}, 1, admin.ErrWorkerKeyNotFound},
+		{[]string{"create-worker-key", "--category", "Source"}, 2, "missing --owner, --provider, --version"},
+		{[]string{"create-worker-key", "--category", "Source", "--owner", "Custom", "--provider", "Fetcher", "--version", "1", "--force"}, 2, "--credentials-file"},
+		{[]string{"create-worker-key", "--category", "Source", "--owner", "Custom", "--provider", "Fetcher", "--version", "1", "--credentials-file", filepath.Join(workDir, "x"), "--credentials-profile", "a]b"}, 2, "--credentials-profile"},
+		{[]string{"create-worker-key", "--category", "Source", "--owner", "Custom", "--provider", "Fetcher", "--version", "1", "--credentials-file", filepath.Join(workDir, "no-dir", "x")}, 2, "directory"},
+		{[]string{"describe-worker-key"}, 2, "missing --access-key-id"},
+		{[]string{"list-worker-keys", "extra"}, 2, "unexpected argument"},
+	} {
+		_, errOut, code := cli(t, env, tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("admin %v: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, errOut, tc.code, tc.want)
+		}
+	}
+	if ks := listKeys(t, env); len(ks) != 4 {
+		t.Fatalf("the refused commands issued keys: %d, want 4", len(ks))
+	}
+
+	if out, _, code := cli(t, env, "help"); code != 0 || !strings.Contains(out, "create-worker-key") || !strings.Contains(out, "revoke-worker-key") || !strings.Contains(out, "--credentials-profile") {
+		t.Errorf("admin help: exit %d: %s", code, out)
+	}
+}
+
+func listKeys(t *testing.T, env []string) []admin.WorkerKey {
+	t.Helper()
+	out, errOut, code := cli(t, env, "list-worker-keys")
+	var list admin.ListWorkerKeysOutput
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil {
+		t.Fatalf("list-worker-keys: exit %d: %q %q", code, out, errOut)
+	}
+	return list.WorkerKeys
+}
+
+func TestReplaceProfile(t *testing.T) {
+	const section = "[w]\naws_access_key_id = NEW\naws_secret_access_key = S\n"
+	for _, tc := range []struct {
+		name, in, want string
+		found          bool
+	}{
+		{"empty", "", section, false},
+		{"appended", "[a]\nx = 1", "[a]\nx = 1\n\n" + section, false},
+		{"replaced in place", "# c\n[a]\nx = 1\n\n[ w ]\naws_access_key_id = OLD\n\n[b]\ny = 2\n", "# c\n[a]\nx = 1\n\n" + section + "\n[b]\ny = 2\n", true},
+		{"duplicates merged", "[w]\naws_access_key_id = OLD\n[a]\nx = 1\n[w]\nregion = r\n", section + "\n[a]\nx = 1\n", true},
+		{"CRLF", "[a]\r\nx = 1\r\n[w]\r\naws_access_key_id = OLD\r\n", "[a]\r\nx = 1\r\n" + section, true},
+		{"a prefix is another profile", "[wx]\nx = 1\n", "[wx]\nx = 1\n\n" + section, false},
+	} {
+		got, found := replaceProfile(tc.in, "w", section)
+		if got != tc.want || found != tc.found {
+			t.Errorf("%s: replaceProfile = %q, %v; want %q, %v", tc.name, got, found, tc.want, tc.found)
+		}
+		if akid, ok := profileAccessKey(got, "w"); !ok || akid != "NEW" {
+			t.Errorf("%s: profileAccessKey of the result = %q, %v", tc.name, akid, ok)
+		}
+	}
+}

@@ -1,11 +1,14 @@
 // Package admin is pipelined's operator API: what CodePipeline's own API has
 // no operation for because AWS does it behind the scenes. It registers
-// third-party action types and issues and revokes the clientId/clientToken
-// pairs that partners use with the third-party job protocol.
+// third-party action types, issues and revokes the clientId/clientToken
+// pairs that partners use with the third-party job protocol, and issues and
+// revokes worker keys: access key pairs that sign the job-protocol calls of
+// one Custom or ThirdParty action type and nothing else.
 //
 // It is served on the server's listener under /admin/v1/, speaks JSON, and
 // every request must be signed with SigV4 by the root credentials for the
-// signing service "pipelined" (SigningService) in the server's region. The
+// signing service "pipelined" (SigningService) in the server's region; any
+// other key the server knows (a worker key) is refused. The
 // `pipelined admin` subcommand is its client.
 //
 //	POST   /admin/v1/third-party-action-types                          register (idempotent)
@@ -14,6 +17,10 @@
 //	GET    /admin/v1/clients[?pipelineName=P]                          list clients (never tokens)
 //	GET    /admin/v1/clients/{clientId}                                describe one
 //	DELETE /admin/v1/clients/{clientId}                                revoke
+//	POST   /admin/v1/worker-keys                                       issue a worker key (the only answer with its secret)
+//	GET    /admin/v1/worker-keys                                       list worker keys (never secrets)
+//	GET    /admin/v1/worker-keys/{accessKeyId}                         describe one
+//	DELETE /admin/v1/worker-keys/{accessKeyId}                         revoke (idempotent)
 //
 // Errors are JSON, {"code": "...", "message": "..."}, with an HTTP status
 // that says what kind of failure it is (400, 401, 403, 404, 405, 409, 413,
@@ -38,6 +45,7 @@ import (
 	"github.com/pipelined/pipelined/internal/sigv4"
 	"github.com/pipelined/pipelined/internal/store"
 	"github.com/pipelined/pipelined/internal/wire"
+	"github.com/pipelined/pipelined/internal/workerkeys"
 )
 
 // SigningService is the SigV4 service name admin requests are signed for.
@@ -54,6 +62,7 @@ const maxBody = 1 << 20
 const (
 	ErrClientNotFound      = "ClientNotFoundException"
 	ErrClientAlreadyExists = "ClientAlreadyExistsException"
+	ErrWorkerKeyNotFound   = "WorkerKeyNotFoundException"
 	ErrMethodNotAllowed    = "MethodNotAllowedException"
 	ErrNotFound            = "NotFoundException" // no such route
 )
@@ -76,20 +85,24 @@ type Config struct {
 	Logger   *slog.Logger
 	// NewID makes client ids (default: random UUIDs).
 	NewID func() string
+	// WorkerKeys issues and revokes worker keys (nil: the worker-key
+	// routes answer an internal failure).
+	WorkerKeys *workerkeys.Service
 }
 
 // Handler serves the admin API.
 type Handler struct {
-	store     store.Store
-	pipelines Pipelines
-	auth      awsjson.SigV4
-	log       *slog.Logger
-	newID     func() string
+	store      store.Store
+	pipelines  Pipelines
+	auth       awsjson.SigV4
+	log        *slog.Logger
+	newID      func() string
+	workerKeys *workerkeys.Service
 }
 
 // New returns the admin API's handler.
 func New(c Config) *Handler {
-	h := &Handler{store: c.Store, pipelines: c.Pipelines, auth: awsjson.SigV4{Verifier: c.Verifier}, log: c.Logger, newID: c.NewID}
+	h := &Handler{store: c.Store, pipelines: c.Pipelines, auth: awsjson.SigV4{Verifier: c.Verifier}, log: c.Logger, newID: c.NewID, workerKeys: c.WorkerKeys}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -104,12 +117,14 @@ var statusOf = map[string]int{
 	wire.ErrMissingAuthenticationToken: http.StatusUnauthorized,
 	wire.ErrUnrecognizedClient:         http.StatusForbidden,
 	wire.ErrInvalidSignature:           http.StatusForbidden,
+	wire.ErrAccessDenied:               http.StatusForbidden,
 	"ExpiredTokenException":            http.StatusForbidden,
 	wire.ErrPipelineNotFound:           http.StatusNotFound,
 	wire.ErrStageNotFound:              http.StatusNotFound,
 	wire.ErrActionNotFound:             http.StatusNotFound,
 	wire.ErrActionTypeNotFound:         http.StatusNotFound,
 	ErrClientNotFound:                  http.StatusNotFound,
+	ErrWorkerKeyNotFound:               http.StatusNotFound,
 	ErrNotFound:                        http.StatusNotFound,
 	ErrMethodNotAllowed:                http.StatusMethodNotAllowed,
 	ErrClientAlreadyExists:             http.StatusConflict,
@@ -174,6 +189,9 @@ func (h *Handler) serve(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if err := h.rootOnly(r.Context(), who); err != nil {
+		return 0, nil, err
+	}
 	ctx := caller.With(r.Context(), who)
 
 	rest, ok := strings.CutPrefix(r.URL.Path, PathPrefix)
@@ -191,6 +209,10 @@ func (h *Handler) serve(r *http.Request) (int, any, error) {
 		routes = []route{{http.MethodPost, h.issueClient}, {http.MethodGet, h.listClients}}
 	case len(parts) == 2 && parts[0] == "clients" && parts[1] != "":
 		routes = []route{{http.MethodGet, h.getClient}, {http.MethodDelete, h.revokeClient}}
+	case len(parts) == 1 && parts[0] == "worker-keys":
+		routes = []route{{http.MethodPost, h.createWorkerKey}, {http.MethodGet, h.listWorkerKeys}}
+	case len(parts) == 2 && parts[0] == "worker-keys" && parts[1] != "":
+		routes = []route{{http.MethodGet, h.getWorkerKey}, {http.MethodDelete, h.revokeWorkerKey}}
 	default:
 		return 0, nil, wire.Errorf(ErrNotFound, "No admin operation at %s", r.URL.Path)
 	}
@@ -202,6 +224,29 @@ func (h *Handler) serve(r *http.Request) (int, any, error) {
 		allowed = append(allowed, rt.method)
 	}
 	return 0, nil, wire.Errorf(ErrMethodNotAllowed, "%s does not take %s; it takes %s", r.URL.Path, r.Method, strings.Join(allowed, ", "))
+}
+
+// rootOnly refuses every caller but the root credentials. The server gives
+// the admin API a verifier that knows no other key; this holds should it
+// ever be given a lookup that knows more (worker keys sign job-protocol
+// calls only): a caller with a worker scope, a principal other than root's,
+// or a worker key's access key id is refused.
+func (h *Handler) rootOnly(ctx context.Context, who caller.Caller) error {
+	denied := wire.Errorf(wire.ErrAccessDenied, "Access key %s may not call the admin API: it takes the root credentials only", who.AccessKeyID)
+	if who.Worker != nil || !strings.HasPrefix(who.ARN, "arn:aws:iam::") || !strings.HasSuffix(who.ARN, ":root") {
+		return denied
+	}
+	if h.workerKeys == nil {
+		return nil
+	}
+	_, err := h.workerKeys.Get(ctx, who.AccessKeyID)
+	if err == nil {
+		return denied
+	}
+	if _, ok := wire.AsError(err); ok || errors.Is(err, store.ErrNotFound) {
+		return nil // not a worker key (unknown, or not even of their form)
+	}
+	return err // cannot tell: fail closed
 }
 
 // decodeBody reads a JSON request body into in. Unknown members are

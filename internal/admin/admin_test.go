@@ -89,7 +89,7 @@ func TestAdminRefusesUnsignedAndWronglySigned(t *testing.T) {
 	ctx := context.Background()
 
 	// Unsigned: refused before routing, for real and made-up routes alike.
-	for _, path := range []string{"clients", "third-party-action-types", "no-such-thing"} {
+	for _, path := range []string{"clients", "third-party-action-types", "worker-keys", "no-such-thing"} {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+admin.PathPrefix+path, nil)
 		status, e := raw(t, srv, req)
 		if status != http.StatusUnauthorized || e.Code != wire.ErrMissingAuthenticationToken || e.Message == "" {

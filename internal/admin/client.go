@@ -153,3 +153,33 @@ func (c *Client) ListClients(ctx context.Context, pipeline string) ([]ThirdParty
 	var out ListClientsOutput
 	return out.Clients, c.Call(ctx, http.MethodGet, "clients", q, nil, &out)
 }
+
+// CreateWorkerKey issues a worker key for an action type of owner Custom or
+// ThirdParty. The answer is the only one that holds the secret.
+func (c *Client) CreateWorkerKey(ctx context.Context, in *CreateWorkerKeyInput) (*CreateWorkerKeyOutput, error) {
+	var out CreateWorkerKeyOutput
+	return &out, c.Call(ctx, http.MethodPost, "worker-keys", nil, in, &out)
+}
+
+// ListWorkerKeys lists every worker key, revoked ones included.
+func (c *Client) ListWorkerKeys(ctx context.Context) ([]WorkerKey, error) {
+	var out ListWorkerKeysOutput
+	return out.WorkerKeys, c.Call(ctx, http.MethodGet, "worker-keys", nil, nil, &out)
+}
+
+// DescribeWorkerKey reads one worker key.
+func (c *Client) DescribeWorkerKey(ctx context.Context, accessKeyID string) (*WorkerKey, error) {
+	var out WorkerKeyOutput
+	return &out.WorkerKey, c.Call(ctx, http.MethodGet, WorkerKeyPath(accessKeyID), nil, nil, &out)
+}
+
+// RevokeWorkerKey revokes a worker key (revoking a revoked one is harmless).
+func (c *Client) RevokeWorkerKey(ctx context.Context, accessKeyID string) (*WorkerKey, error) {
+	var out WorkerKeyOutput
+	return &out.WorkerKey, c.Call(ctx, http.MethodDelete, WorkerKeyPath(accessKeyID), nil, nil, &out)
+}
+
+// WorkerKeyPath is the path (below PathPrefix) of a worker key.
+func WorkerKeyPath(accessKeyID string) string {
+	return "worker-keys/" + url.PathEscape(accessKeyID)
+}

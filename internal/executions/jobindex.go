@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/pipelined/pipelined/internal/caller"
 	"github.com/pipelined/pipelined/internal/store"
 	"github.com/pipelined/pipelined/internal/wire"
 )
@@ -53,8 +54,20 @@ func (x *jobIndex) forget(id string) {
 
 // customJobPipeline returns the pipeline of a custom job, from the index
 // or the store; JobNotFoundException for a job that does not exist or is
-// not a custom one.
-func (s *Service) customJobPipeline(ctx context.Context, id string) (string, error) {
+// not a custom one. A worker key's caller (operation: what it calls) always
+// reads the job, and gets AccessDeniedException for a job of another
+// action type; root callers take the index.
+func (s *Service) customJobPipeline(ctx context.Context, operation, id string) (string, error) {
+	if _, ok := caller.Worker(ctx); ok {
+		j, err := s.customJob(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		if err := workerMayWork(ctx, operation, j); err != nil {
+			return "", err
+		}
+		return j.Pipeline, nil
+	}
 	if r, ok := s.index.get(id); ok {
 		if r.owner != "Custom" {
 			return "", wire.Errorf(wire.ErrJobNotFound, "Job %s does not exist", id)

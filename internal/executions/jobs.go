@@ -35,6 +35,9 @@ func (s *Service) requirePollableType(ctx context.Context, id *wire.ActionTypeId
 // PollForJobs hands queued jobs of a custom action type to the calling
 // worker, each with a fresh nonce to acknowledge it with.
 func (s *Service) PollForJobs(ctx context.Context, in *wire.PollForJobsInput) (*wire.PollForJobsOutput, error) {
+	if err := workerMayPoll(ctx, "PollForJobs", in.ActionTypeId); err != nil {
+		return nil, err
+	}
 	typ, err := s.requirePollableType(ctx, in.ActionTypeId, "Custom")
 	if err != nil {
 		return nil, err
@@ -174,7 +177,7 @@ func (s *Service) job(ctx context.Context, id string) (store.Job, error) {
 
 // AcknowledgeJob confirms that the worker holding the nonce took the job.
 func (s *Service) AcknowledgeJob(ctx context.Context, in *wire.AcknowledgeJobInput) (*wire.AcknowledgeJobOutput, error) {
-	pipeline, err := s.customJobPipeline(ctx, in.JobId)
+	pipeline, err := s.customJobPipeline(ctx, "AcknowledgeJob", in.JobId)
 	if err != nil {
 		return nil, err
 	}
@@ -189,6 +192,9 @@ func (s *Service) AcknowledgeJob(ctx context.Context, in *wire.AcknowledgeJobInp
 func (s *Service) GetJobDetails(ctx context.Context, in *wire.GetJobDetailsInput) (*wire.GetJobDetailsOutput, error) {
 	j, err := s.customJob(ctx, in.JobId)
 	if err != nil {
+		return nil, err
+	}
+	if err := workerMayWork(ctx, "GetJobDetails", j); err != nil {
 		return nil, err
 	}
 	data, err := s.jobData(j)
@@ -215,7 +221,7 @@ func (s *Service) PutJobSuccessResult(ctx context.Context, in *wire.PutJobSucces
 	if size > maxOutputVariablesSize {
 		return wire.Errorf(wire.ErrOutputVariablesSizeExceeded, "The output variables take %d bytes; the limit is %d", size, maxOutputVariablesSize)
 	}
-	pipeline, err := s.customJobPipeline(ctx, in.JobId)
+	pipeline, err := s.customJobPipeline(ctx, "PutJobSuccessResult", in.JobId)
 	if err != nil {
 		return err
 	}
@@ -247,7 +253,7 @@ func failureResult(f *wire.FailureDetails) engine.JobResult {
 
 // PutJobFailureResult reports a job failed.
 func (s *Service) PutJobFailureResult(ctx context.Context, in *wire.PutJobFailureResultInput) error {
-	pipeline, err := s.customJobPipeline(ctx, in.JobId)
+	pipeline, err := s.customJobPipeline(ctx, "PutJobFailureResult", in.JobId)
 	if err != nil {
 		return err
 	}

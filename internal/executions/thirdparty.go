@@ -100,13 +100,20 @@ func SamePipeline(issuedFor, created time.Time) bool {
 }
 
 // authorizeJob finds a job and checks that token is its client's token.
-// Errors: JobNotFoundException for an unknown job; InvalidClientTokenException
+// Errors: JobNotFoundException for an unknown job; AccessDeniedException
+// when the caller signed with a worker key of another action type than the
+// job's (operation is what it calls); InvalidClientTokenException
 // for a token that is no client's, or a revoked client's; otherClient (the
 // code the operation's model lists) for the valid token of a client the job
 // does not belong to.
-func (s *Service) authorizeJob(ctx context.Context, jobID, token, otherClient string) (store.Job, error) {
+func (s *Service) authorizeJob(ctx context.Context, operation, jobID, token, otherClient string) (store.Job, error) {
 	j, err := s.job(ctx, jobID)
 	if err != nil {
+		return j, err
+	}
+	// A worker key opens only jobs of its action type, and only with the
+	// job's client token besides: the key does not replace the token.
+	if err := workerMayWork(ctx, operation, j); err != nil {
 		return j, err
 	}
 	doc, err := engine.DecodeJob(j)
@@ -142,6 +149,9 @@ func (s *Service) authorizeJob(ctx context.Context, jobID, token, otherClient st
 // long-polls as PollForJobs does. Jobs whose action has no client fail
 // their action instead (see the package comment above).
 func (s *Service) PollThirdPartyJobs(ctx context.Context, in *wire.PollForThirdPartyJobsInput) (*wire.PollForThirdPartyJobsOutput, error) {
+	if err := workerMayPoll(ctx, "PollForThirdPartyJobs", in.ActionTypeId); err != nil {
+		return nil, err
+	}
 	if _, err := s.requirePollableType(ctx, in.ActionTypeId, thirdPartyOwner); err != nil {
 		return nil, err
 	}
@@ -202,7 +212,7 @@ func (s *Service) failWithoutClient(ctx context.Context, j store.Job, doc *engin
 // pipeline context has no pipeline ARN and no execution id; secret
 // configuration values are in clear.
 func (s *Service) GetThirdPartyJobDetails(ctx context.Context, in *wire.GetThirdPartyJobDetailsInput) (*wire.GetThirdPartyJobDetailsOutput, error) {
-	j, err := s.authorizeJob(ctx, in.JobId, in.ClientToken, wire.ErrInvalidJob)
+	j, err := s.authorizeJob(ctx, "GetThirdPartyJobDetails", in.JobId, in.ClientToken, wire.ErrInvalidJob)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +234,7 @@ func (s *Service) GetThirdPartyJobDetails(ctx context.Context, in *wire.GetThird
 
 // AcknowledgeThirdPartyJob confirms that the client took the job.
 func (s *Service) AcknowledgeThirdPartyJob(ctx context.Context, in *wire.AcknowledgeThirdPartyJobInput) (*wire.AcknowledgeThirdPartyJobOutput, error) {
-	j, err := s.authorizeJob(ctx, in.JobId, in.ClientToken, wire.ErrInvalidClientToken)
+	j, err := s.authorizeJob(ctx, "AcknowledgeThirdPartyJob", in.JobId, in.ClientToken, wire.ErrInvalidClientToken)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +249,7 @@ func (s *Service) AcknowledgeThirdPartyJob(ctx context.Context, in *wire.Acknowl
 // continuation token, done for now: the action gets a new job, for the same
 // client).
 func (s *Service) PutThirdPartyJobSuccessResult(ctx context.Context, in *wire.PutThirdPartyJobSuccessResultInput) error {
-	j, err := s.authorizeJob(ctx, in.JobId, in.ClientToken, wire.ErrInvalidClientToken)
+	j, err := s.authorizeJob(ctx, "PutThirdPartyJobSuccessResult", in.JobId, in.ClientToken, wire.ErrInvalidClientToken)
 	if err != nil {
 		return err
 	}
@@ -248,7 +258,7 @@ func (s *Service) PutThirdPartyJobSuccessResult(ctx context.Context, in *wire.Pu
 
 // PutThirdPartyJobFailureResult reports a job failed.
 func (s *Service) PutThirdPartyJobFailureResult(ctx context.Context, in *wire.PutThirdPartyJobFailureResultInput) error {
-	j, err := s.authorizeJob(ctx, in.JobId, in.ClientToken, wire.ErrInvalidClientToken)
+	j, err := s.authorizeJob(ctx, "PutThirdPartyJobFailureResult", in.JobId, in.ClientToken, wire.ErrInvalidClientToken)
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/pipelined/pipelined/internal/store"
 	"github.com/pipelined/pipelined/internal/store/postgres"
 	"github.com/pipelined/pipelined/internal/store/sqlite"
+	"github.com/pipelined/pipelined/internal/workerkeys"
 )
 
 // Config is the server's configuration; cmd/pipelined fills it from flags
@@ -92,6 +93,11 @@ type Config struct {
 
 	// Workload identity: the OIDC issuer and token exchanges (identity.go).
 	Identity IdentityConfig
+
+	// WorkerKeyCacheTTL is how long the CodePipeline API caches worker key
+	// lookups, and so how long a key revoked on another replica keeps
+	// working here (0: workerkeys.DefaultCacheTTL, 10s).
+	WorkerKeyCacheTTL time.Duration
 }
 
 // Server is a running pipelined.
@@ -111,6 +117,7 @@ type Server struct {
 	root       credentials.Root
 	builtin    *builtin.Runner // built-in S3 action workers and source poller (builtin.go)
 	identity   *identityParts  // OIDC issuer and token endpoints (identity.go)
+	workerKeys *workerkeys.Service
 	// PublicURL is the URL clients reach the server at.
 	PublicURL string
 }
@@ -167,6 +174,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, store: st, listener: ln, root: root}
+	s.workerKeys = workerkeys.New(st, sealer, cfg.AccountID, cfg.WorkerKeyCacheTTL, log)
 	s.PublicURL = cfg.PublicURL
 	if s.PublicURL == "" {
 		s.PublicURL = "http://" + ln.Addr().String()
@@ -211,7 +219,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.lookup}
+	// The CodePipeline API takes the root credentials and worker keys (which
+	// awsjson and the job operations confine to their action type's job
+	// protocol); everything else takes root only.
+	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.apiLookup}
 	api := awsjson.New(api{Service: svc, ex: ex}, awsjson.SigV4{Verifier: verifier}, awsjson.Options{Logger: log, Registerer: reg})
 
 	mux := http.NewServeMux()
@@ -227,11 +238,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	// The operator API (third-party action types and clients), signed by the
-	// root credentials for its own signing service.
+	// The operator API (third-party action types and clients, worker keys),
+	// signed by the root credentials, and only them, for its own signing
+	// service.
 	mux.Handle(admin.PathPrefix, admin.New(admin.Config{
-		Store: st, Pipelines: svc, Logger: log,
-		Verifier: &sigv4.Verifier{Region: cfg.Region, Service: admin.SigningService, Lookup: s.lookup},
+		Store: st, Pipelines: svc, Logger: log, WorkerKeys: s.workerKeys,
+		Verifier: &sigv4.Verifier{Region: cfg.Region, Service: admin.SigningService, Lookup: s.rootLookup},
 	}))
 	// Workload identity: discovery and JWKS, and the token endpoints.
 	mux.Handle(s.identity.issuer.DiscoveryPath(), s.identity.issuer.Handler())
@@ -247,9 +259,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// lookup finds the credential of an access key id. Only the root key exists
-// for now; job session credentials come with the job protocol.
-func (s *Server) lookup(_ context.Context, accessKeyID string) (sigv4.Credential, error) {
+// rootLookup finds the credential of the root access key id, and of no
+// other: the admin API's lookup. (The embedded S3 store has its own: root
+// and the jobs' session credentials, artifacts.Local.)
+func (s *Server) rootLookup(_ context.Context, accessKeyID string) (sigv4.Credential, error) {
 	if subtle.ConstantTimeCompare([]byte(accessKeyID), []byte(s.root.AccessKeyID)) == 1 {
 		return sigv4.Credential{
 			AccessKeyID: s.root.AccessKeyID, SecretAccessKey: s.root.SecretAccessKey,
@@ -259,11 +272,24 @@ func (s *Server) lookup(_ context.Context, accessKeyID string) (sigv4.Credential
 	return sigv4.Credential{}, sigv4.ErrUnknownAccessKey
 }
 
+// apiLookup is the CodePipeline API's lookup: the root credentials (checked
+// first, in constant time), else a worker key.
+func (s *Server) apiLookup(ctx context.Context, accessKeyID string) (sigv4.Credential, error) {
+	if cred, err := s.rootLookup(ctx, accessKeyID); err == nil {
+		return cred, nil
+	}
+	return s.workerKeys.Lookup(ctx, accessKeyID)
+}
+
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
 
 // Store returns the server's store (for tests and tools in this module).
 func (s *Server) Store() store.Store { return s.store }
+
+// WorkerKeys returns the server's worker key service (for tests and tools
+// in this module).
+func (s *Server) WorkerKeys() *workerkeys.Service { return s.workerKeys }
 
 // Serve serves until ctx is done, then shuts down gracefully: it stops
 // accepting, lets requests in flight finish (up to ShutdownTimeout) and
