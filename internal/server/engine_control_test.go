@@ -327,7 +327,7 @@ func TestExecutionModes(t *testing.T) {
 			second := start(t, c, "parallel")
 			// Both reach the approval at once: two pending tokens.
 			ctx := context.Background()
-			tokens := map[string]string{}
+			started := map[string]time.Time{} // execution -> when its Gate started
 			waitFor(t, "both executions at the approval", func() bool {
 				for _, id := range []string{first, second} {
 					acts, err := c.ListActionExecutions(ctx, &codepipeline.ListActionExecutionsInput{PipelineName: aws.String("parallel"), Filter: &types.ActionExecutionFilter{PipelineExecutionId: aws.String(id)}})
@@ -336,18 +336,26 @@ func TestExecutionModes(t *testing.T) {
 					}
 					for _, d := range acts.ActionExecutionDetails {
 						if aws.ToString(d.ActionName) == "Gate" && d.Status == types.ActionExecutionStatusInProgress {
-							tokens[id] = "pending"
+							started[id] = aws.ToTime(d.StartTime)
 						}
 					}
 				}
-				return len(tokens) == 2
+				return len(started) == 2
 			})
-			// The state shows the newest pending approval; once decided, the
-			// other one.
-			for _, want := range []string{second, first} {
+			// The state shows the newest pending approval (the Gate that
+			// started last: the worker may finish either execution's build
+			// first); once decided, the other one.
+			order := []string{second, first}
+			if started[second].Before(started[first]) {
+				order = []string{first, second}
+			}
+			for i, want := range order {
 				token, on := pendingApproval(t, c, "parallel", "Approve")
+				if i == 0 && on != want && started[first].Equal(started[second]) {
+					want, order[1] = on, want // started in the same millisecond: either is the newest
+				}
 				if on != want {
-					t.Fatalf("pending approval of %s shown, want %s", on, want)
+					t.Fatalf("pending approval of %s shown, want %s (Gate started: %v)", on, want, started)
 				}
 				if _, err := approve(t, c, "parallel", token, types.ApprovalStatusApproved); err != nil {
 					t.Fatal(err)
