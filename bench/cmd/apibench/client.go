@@ -14,6 +14,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/pipelined/pipelined/internal/admin"
 )
 
 const (
@@ -58,10 +60,18 @@ func newClient(conns int, urls ...string) *client {
 
 func (c *client) close() { c.http.CloseIdleConnections() }
 
-// request is one signed API call.
+// as returns a client that signs with creds and shares everything else with
+// c: its http.Client (so its transport and connections), its signer and its
+// servers. Close c, not the clients derived from it.
+func (c *client) as(creds aws.Credentials) *client {
+	return &client{http: c.http, signer: c.signer, creds: creds, urls: c.urls}
+}
+
+// request is one signed API call, a POST.
 type request struct {
 	service     string // SigV4 service name
-	target      string // X-Amz-Target, empty for query-protocol (IAM) calls
+	path        string // the URL's path; empty: "/"
+	target      string // X-Amz-Target, empty for query-protocol (IAM) and admin calls
 	contentType string
 	body        []byte
 }
@@ -69,6 +79,12 @@ type request struct {
 // apiCall is a CodePipeline JSON 1.1 call.
 func apiCall(op string, body []byte) request {
 	return request{service: "codepipeline", target: targetPrefix + op, contentType: jsonType, body: body}
+}
+
+// adminCall is a POST to pipelined's admin API at path (below
+// /admin/v1/), signed for its service, "pipelined".
+func adminCall(path string, body []byte) request {
+	return request{service: admin.SigningService, path: admin.PathPrefix + path, contentType: "application/json", body: body}
 }
 
 // response is what a call returned; body is only valid until the buffer it
@@ -87,7 +103,11 @@ func (c *client) do(ctx context.Context, r request, buf *bytes.Buffer) (response
 	if len(c.urls) > 1 {
 		base = c.urls[(c.next.Add(1)-1)%uint64(len(c.urls))]
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/", bytes.NewReader(r.body))
+	path := r.path
+	if path == "" {
+		path = "/"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(r.body))
 	if err != nil {
 		return response{}, err
 	}
@@ -111,13 +131,14 @@ func (c *client) do(ctx context.Context, r request, buf *bytes.Buffer) (response
 	return response{status: resp.StatusCode, body: buf.Bytes()}, nil
 }
 
-// callErr turns a transport error or a non-200 answer into an error whose
+// callErr turns a transport error or an answer other than 2xx (the API
+// answers 200, the admin API 201 for what it creates) into an error whose
 // text names the status and the start of the body, for the report.
 func callErr(resp response, err error) error {
 	if err != nil {
 		return err
 	}
-	if resp.status != http.StatusOK {
+	if resp.status < 200 || resp.status > 299 {
 		b := resp.body
 		if len(b) > maxErrorBytes {
 			b = b[:maxErrorBytes]

@@ -279,7 +279,7 @@ func (r *engineReport) targets(w io.Writer) {
 		})
 	}
 	for _, x := range r.jobs {
-		if x.backend != "SQLite" {
+		if x.backend != "SQLite" || x.workerKeys { // judged on the root credentials' row
 			continue
 		}
 		checks = append(checks, check{
@@ -318,19 +318,30 @@ func (r *engineReport) errorList(w io.Writer) {
 			lines = append(lines, fmt.Sprintf("- concurrent, %s: not complete: %s", x.backend, x.finalErr))
 		}
 	}
+	for _, x := range r.jobs {
+		if x.errors > 0 {
+			lines = append(lines, fmt.Sprintf("- jobs, %s: %d failed calls; first: `%s`", x.label(), x.errors, strings.ReplaceAll(x.firstErr, "`", "'")))
+		}
+		if x.incorrect != "" {
+			lines = append(lines, fmt.Sprintf("- jobs, %s: %s", x.label(), x.incorrect))
+		}
+	}
 	if len(lines) == 0 {
 		return
 	}
 	fmt.Fprintf(w, "## Errors\n\n%s\n\n", strings.Join(lines, "\n"))
 }
 
-// jobsTable reports the job throughput beside the raw transaction rate.
+// jobsTable reports the job throughput beside the raw transaction rate: a
+// row per backend and kind of credentials, and the worker keys' rate as a
+// share of the root credentials'.
 func (r *engineReport) jobsTable(w io.Writer) {
 	if len(r.jobs) == 0 {
 		return
 	}
 	fmt.Fprintf(w, "## Job throughput (%d workers; %d executions of the %d-stage PARALLEL pipeline queued before the workers start)\n\n", r.o.workers, jobsExecutions, concurrentStages)
 	fmt.Fprintf(w, "| backend | jobs | took | jobs/s | raw write transactions/s (same database, %d goroutines) | jobs/s ÷ raw tx/s | p50 / p99 poll→job, ack, result (ms) | errors |\n|---|--:|--:|--:|--:|--:|---|--:|\n", r.o.workers)
+	var incorrect []string
 	for _, x := range r.jobs {
 		lat := ""
 		for i, call := range []string{callPollJob, callAck, callPut} {
@@ -340,10 +351,63 @@ func (r *engineReport) jobsTable(w io.Writer) {
 			st := x.calls[call]
 			lat += fmt.Sprintf("%s %s / %s", strings.TrimSuffix(strings.SplitN(call, " ", 2)[0], "Job"), msf(st.P50), msf(st.P99))
 		}
-		fmt.Fprintf(w, "| %s | %d | %s | **%.0f** | %.0f | %.2f | %s | %d |\n", x.backend, x.jobs, x.took.Round(time.Millisecond), x.jobsPerSec(), x.rawTx, x.jobsPerSec()/x.rawTx, lat, x.errors)
+		fmt.Fprintf(w, "| %s | %d | %s | **%.0f** | %.0f | %.2f | %s | %d |\n", x.label(), x.jobs, x.took.Round(time.Millisecond), x.jobsPerSec(), x.rawTx, x.jobsPerSec()/x.rawTx, lat, x.errors)
 		if x.incorrect != "" {
-			fmt.Fprintf(w, "\n**%s: %s**\n", x.backend, x.incorrect)
+			incorrect = append(incorrect, fmt.Sprintf("**%s: %s**", x.label(), x.incorrect))
 		}
 	}
-	fmt.Fprintf(w, "\nA job is three requests (poll, acknowledge, report), each a write transaction in the server (the claim, the acknowledgement, the completion that also queues the next action's job); the raw rate is the store's smallest engine transaction (lock a pipeline, write its runtime) in a loop, on the same database, measured after the jobs in the same run.\n\n")
+	fmt.Fprintln(w)
+	for _, l := range incorrect {
+		fmt.Fprintf(w, "%s\n\n", l)
+	}
+	if ratios := r.workerKeyRatios(); ratios != "" {
+		fmt.Fprintf(w, "Worker keys ÷ root credentials, jobs/s: %s.\n\n", ratios)
+	}
+	fmt.Fprintf(w, "A job is three requests (poll, acknowledge, report), each a write transaction in the server (the claim, the acknowledgement, the completion that also queues the next action's job); the raw rate is the store's smallest engine transaction (lock a pipeline, write its runtime) in a loop, on the same database, measured after the jobs in the same run.")
+	if r.hasWorkerKeyRows() {
+		fmt.Fprintf(w, " The rows with worker keys are the same measurement on the same server right after the root credentials' (a second pipeline, created and started with the root credentials): each worker's source and build pollers sign with a worker key of their action type, issued through the admin API, "+
+			"so the server looks the key up (cached) on every request and reads the job on AcknowledgeJob and PutJobSuccessResult to check its type. The raw rate is measured once, after both, and stands beside both rows.")
+	}
+	fmt.Fprintf(w, "\n\n")
+}
+
+func (r *engineReport) hasWorkerKeyRows() bool {
+	for _, x := range r.jobs {
+		if x.workerKeys {
+			return true
+		}
+	}
+	return false
+}
+
+// workerKeyRatios is, for each backend measured with both kinds of
+// credentials, the worker keys' jobs/s divided by the root credentials',
+// noting a worker-key row whose measurement was not clean.
+func (r *engineReport) workerKeyRatios() string {
+	var parts []string
+	for _, root := range r.jobs {
+		if root.workerKeys {
+			continue
+		}
+		for _, wk := range r.jobs {
+			if !wk.workerKeys || wk.backend != root.backend {
+				continue
+			}
+			p := fmt.Sprintf("%s **%.2f** (%.0f ÷ %.0f)", root.backend, wk.jobsPerSec()/root.jobsPerSec(), wk.jobsPerSec(), root.jobsPerSec())
+			var flaws []string
+			for _, x := range []jobsRow{root, wk} {
+				if x.errors > 0 {
+					flaws = append(flaws, fmt.Sprintf("%s: %d failed calls", x.label(), x.errors))
+				}
+				if x.incorrect != "" {
+					flaws = append(flaws, x.label()+": not every execution finished")
+				}
+			}
+			if len(flaws) > 0 {
+				p += " (not a clean comparison: " + strings.Join(flaws, "; ") + ")"
+			}
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, "; ")
 }

@@ -127,10 +127,13 @@ func timedCall(ctx context.Context, c *client, rec *recorder, call, op string, b
 // one while the other's jobs queue. After an empty answer (the wait ran
 // out, or a server that does not long-poll) a poller sleeps for idle.
 type jobWorker struct {
-	c     *client
-	rec   *recorder
-	idle  time.Duration
-	batch int // maxBatchSize of PollForJobs
+	c *client
+	// clients, when set, holds the client each action type's poller signs
+	// its calls with (one with that type's worker key) instead of c.
+	clients map[actionTypeID]*client
+	rec     *recorder
+	idle    time.Duration
+	batch   int // maxBatchSize of PollForJobs
 	// received, when set, is called when a poll returns a job.
 	received func(j polledJob)
 	// done is called after a job of the last stage was reported: the
@@ -144,6 +147,7 @@ type polledJob struct {
 	Nonce string `json:"nonce"`
 	Data  struct {
 		PipelineContext struct {
+			PipelineName        string `json:"pipelineName"`
 			PipelineExecutionID string `json:"pipelineExecutionId"`
 			Stage               struct {
 				Name string `json:"name"`
@@ -160,16 +164,20 @@ const retries = 3
 func (w *jobWorker) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, t := range jobTypes {
+		c := w.c
+		if w.clients != nil {
+			c = w.clients[t]
+		}
 		poll := mustJSON(map[string]any{"actionTypeId": t, "maxBatchSize": w.batch})
-		wg.Go(func() { w.pollLoop(ctx, poll) })
+		wg.Go(func() { w.pollLoop(ctx, c, poll) })
 	}
 	wg.Wait()
 }
 
-func (w *jobWorker) pollLoop(ctx context.Context, poll []byte) {
+func (w *jobWorker) pollLoop(ctx context.Context, c *client, poll []byte) {
 	var buf bytes.Buffer
 	for ctx.Err() == nil {
-		jobs, err := w.poll(ctx, poll, &buf)
+		jobs, err := w.poll(ctx, c, poll, &buf)
 		if err != nil || len(jobs) == 0 {
 			select {
 			case <-ctx.Done():
@@ -181,14 +189,14 @@ func (w *jobWorker) pollLoop(ctx context.Context, poll []byte) {
 			if w.received != nil {
 				w.received(j)
 			}
-			w.handle(ctx, j, &buf)
+			w.handle(ctx, c, j, &buf)
 		}
 	}
 }
 
-func (w *jobWorker) poll(ctx context.Context, body []byte, buf *bytes.Buffer) ([]polledJob, error) {
+func (w *jobWorker) poll(ctx context.Context, c *client, body []byte, buf *bytes.Buffer) ([]polledJob, error) {
 	start := time.Now()
-	resp, err := w.c.do(ctx, apiCall("PollForJobs", body), buf)
+	resp, err := c.do(ctx, apiCall("PollForJobs", body), buf)
 	elapsed := time.Since(start)
 	if err := callErr(resp, err); err != nil {
 		w.rec.fail(ctx, "PollForJobs", err)
@@ -211,13 +219,13 @@ func (w *jobWorker) poll(ctx context.Context, body []byte, buf *bytes.Buffer) ([
 
 // handle acknowledges a job and reports its success. A call that failed on
 // the server's side is retried (as a worker would); a refusal (4xx) is not.
-func (w *jobWorker) handle(ctx context.Context, j polledJob, buf *bytes.Buffer) {
+func (w *jobWorker) handle(ctx context.Context, c *client, j polledJob, buf *bytes.Buffer) {
 	ack := mustJSON(map[string]string{"jobId": j.ID, "nonce": j.Nonce})
-	if err := w.retry(ctx, callAck, "AcknowledgeJob", ack, buf); err != nil {
+	if err := w.retry(ctx, c, callAck, "AcknowledgeJob", ack, buf); err != nil {
 		return
 	}
 	put := mustJSON(map[string]any{"jobId": j.ID, "executionDetails": map[string]any{"summary": "done by apibench", "percentComplete": 100}})
-	if err := w.retry(ctx, callPut, "PutJobSuccessResult", put, buf); err != nil {
+	if err := w.retry(ctx, c, callPut, "PutJobSuccessResult", put, buf); err != nil {
 		return
 	}
 	if j.Data.PipelineContext.Stage.Name == lastStage && w.done != nil {
@@ -225,11 +233,11 @@ func (w *jobWorker) handle(ctx context.Context, j polledJob, buf *bytes.Buffer) 
 	}
 }
 
-func (w *jobWorker) retry(ctx context.Context, call, op string, body []byte, buf *bytes.Buffer) error {
+func (w *jobWorker) retry(ctx context.Context, c *client, call, op string, body []byte, buf *bytes.Buffer) error {
 	var err error
 	for range retries {
 		var resp response
-		resp, err = timedCall(ctx, w.c, w.rec, call, op, body, buf)
+		resp, err = timedCall(ctx, c, w.rec, call, op, body, buf)
 		if err == nil || ctx.Err() != nil || (resp.status >= 400 && resp.status < 500) {
 			return err
 		}

@@ -18,7 +18,7 @@
 //
 //	go run ./bench/cmd/apibench -suite engine [-duration 5s] [-executions 1000] \
 //	    [-workers 8] [-starters 4] [-timeout 10m] [-job-poll-wait D] \
-//	    [-postgres DSN] [-out FILE] [-perf DIR]
+//	    [-worker-keys=true] [-postgres DSN] [-out FILE] [-perf DIR]
 package main
 
 import (
@@ -53,6 +53,7 @@ type options struct {
 	starters   int           // goroutines calling StartPipelineExecution
 	timeout    time.Duration // bound on the concurrent run
 	pollWait   string        // --job-poll-wait for the servers; empty: the server's default
+	workerKeys bool          // measure the job throughput again with the workers signing with worker keys
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -71,6 +72,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.starters, "starters", 4, "engine suite: goroutines calling StartPipelineExecution concurrently")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "engine suite: give up on the concurrent executions after this")
 	fs.StringVar(&o.pollWait, "job-poll-wait", "", "engine suite: pass --job-poll-wait with this `duration` to the servers (0: PollForJobs answers at once); default: the server's default")
+	fs.BoolVar(&o.workerKeys, "worker-keys", true, "engine suite: measure the job throughput a second time, each worker signing with a worker key per action type instead of the root credentials")
 	fs.StringVar(&o.serveNoop, "serve-noop", "", "internal: serve the no-op handler on this address")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
