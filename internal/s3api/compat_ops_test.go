@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -52,13 +51,7 @@ func TestAWSCLICopyDeleteAndUploads(t *testing.T) {
 	penv := pythonEnvAs(t, env, rootAKID, rootSecret, "")
 	run := func(t *testing.T, name string, args ...string) string {
 		t.Helper()
-		cmd := exec.Command(name, args...)
-		cmd.Env = penv
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-		}
-		return string(out)
+		return runTool(t, penv, name, args...)
 	}
 	objects := []string{"x", "dir/a", "dir/b", "dir/sub/c", "with space+plus"}
 	for _, k := range objects {
@@ -164,14 +157,7 @@ func TestAWSCLIMultipartCopy(t *testing.T) {
 	defer f.Close()
 	must[*s3.PutObjectOutput](t)(c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bkt"), Key: aws.String("big"), Body: f}))
 	penv := pythonEnvAs(t, env, rootAKID, rootSecret, "")
-	run := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command("aws", args...)
-		cmd.Env = penv
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("aws %v: %v\n%s", args, err, out)
-		}
-	}
+	run := func(args ...string) { t.Helper(); runTool(t, penv, "aws", args...) }
 	objectSHA := func(key string) (string, string) {
 		t.Helper()
 		g := must[*s3.GetObjectOutput](t)(c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("bkt"), Key: aws.String(key)}))

@@ -87,38 +87,31 @@ func TestBoto3AndAWSCLI(t *testing.T) {
 	penv := pythonEnv(t, env)
 	tmp := t.TempDir()
 	src, sum := randomFile(t, tmp, 100<<20, 2)
-	run := func(name string, args ...string) {
-		t.Helper()
-		cmd := exec.Command(name, args...)
-		cmd.Env = penv
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-		}
-	}
+	run := func(t *testing.T, name string, args ...string) { t.Helper(); runTool(t, penv, name, args...) }
 	script := filepath.Join(tmp, "xfer.py")
 	os.WriteFile(script, []byte(boto3Script), 0o600)
 
 	t.Run("boto3", func(t *testing.T) {
-		run("python3", script, "upload", "artifacts", "job1/boto3.bin", src)
+		run(t, "python3", script, "upload", "artifacts", "job1/boto3.bin", src)
 		dst := filepath.Join(tmp, "boto3.down")
-		run("python3", script, "download", "artifacts", "job1/boto3.bin", dst)
+		run(t, "python3", script, "download", "artifacts", "job1/boto3.bin", dst)
 		if fileSHA(t, dst) != sum {
 			t.Fatal("boto3 round trip changed the bytes")
 		}
 	})
 	t.Run("awscli", func(t *testing.T) {
 		needTool(t, "aws", "--version")
-		run("aws", "s3", "cp", "--only-show-errors", src, "s3://artifacts/job1/cli.bin")
+		run(t, "aws", "s3", "cp", "--only-show-errors", src, "s3://artifacts/job1/cli.bin")
 		dst := filepath.Join(tmp, "cli.down")
-		run("aws", "s3", "cp", "--only-show-errors", "s3://artifacts/job1/cli.bin", dst)
+		run(t, "aws", "s3", "cp", "--only-show-errors", "s3://artifacts/job1/cli.bin", dst)
 		if fileSHA(t, dst) != sum {
 			t.Fatal("aws s3 cp round trip changed the bytes")
 		}
 		// A small file too (a single PutObject).
 		small := filepath.Join(tmp, "small")
 		os.WriteFile(small, []byte("small artifact"), 0o600)
-		run("aws", "s3", "cp", "--only-show-errors", small, "s3://artifacts/job1/small")
-		run("aws", "s3", "cp", "--only-show-errors", "s3://artifacts/job1/small", small+".down")
+		run(t, "aws", "s3", "cp", "--only-show-errors", small, "s3://artifacts/job1/small")
+		run(t, "aws", "s3", "cp", "--only-show-errors", "s3://artifacts/job1/small", small+".down")
 		if b, _ := os.ReadFile(small + ".down"); string(b) != "small artifact" {
 			t.Fatalf("small round trip: %q", b)
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,10 +14,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -258,4 +261,27 @@ func (e *testEnv) signedRequest(t testing.TB, method, path string, body []byte, 
 		xml.Unmarshal(out, &eb)
 	}
 	return resp.StatusCode, eb.Code, out
+}
+
+// runTool runs a client command (python3 with boto3, the aws CLI) with env
+// and returns its output, failing t if it fails. A process that dies of a
+// signal is run once more: the aws CLI's Python crashed once in CI with
+// SIGSEGV during a parallel download, which is the client's crash, not an
+// answer of the server; a second crash fails the test.
+func runTool(t *testing.T, env []string, name string, args ...string) string {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		cmd := exec.Command(name, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			return string(out)
+		}
+		var exit *exec.ExitError
+		if attempt == 1 && errors.As(err, &exit) && exit.ProcessState.Sys().(syscall.WaitStatus).Signaled() {
+			t.Logf("%s %v died (%v); running it again\n%s", name, args, err, out)
+			continue
+		}
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
 }
