@@ -4,12 +4,11 @@ import (
 	"context"
 	"sync"
 
-	"github.com/pipelined/pipelined/internal/caller"
 	"github.com/pipelined/pipelined/internal/store"
 	"github.com/pipelined/pipelined/internal/wire"
 )
 
-// jobIndex remembers the pipeline and owner of the jobs this replica
+// jobIndex remembers the pipeline and action type of the jobs this replica
 // handed out, so that a worker's acknowledgement and result go straight to
 // the pipeline's transaction instead of reading the whole job first (the
 // transaction reads it again anyway, under the pipeline's lock, and checks
@@ -21,7 +20,10 @@ type jobIndex struct {
 	jobs map[string]jobRef
 }
 
-type jobRef struct{ pipeline, owner string }
+type jobRef struct {
+	pipeline string
+	typ      store.ActionTypeKey
+}
 
 // maxIndexedJobs bounds the index: jobs that are never reported (a worker
 // that died) would otherwise stay forever. When full it starts over, which
@@ -35,7 +37,7 @@ func (x *jobIndex) add(jobs []store.Job) {
 		x.jobs = make(map[string]jobRef, len(jobs))
 	}
 	for _, j := range jobs {
-		x.jobs[j.ID] = jobRef{pipeline: j.Pipeline, owner: j.ActionType.Owner}
+		x.jobs[j.ID] = jobRef{pipeline: j.Pipeline, typ: j.ActionType}
 	}
 }
 
@@ -54,29 +56,21 @@ func (x *jobIndex) forget(id string) {
 
 // customJobPipeline returns the pipeline of a custom job, from the index
 // or the store; JobNotFoundException for a job that does not exist or is
-// not a custom one. A worker key's caller (operation: what it calls) always
-// reads the job, and gets AccessDeniedException for a job of another
-// action type; root callers take the index.
+// not a custom one, and AccessDeniedException for a worker key's caller
+// (operation: what it calls) when the job is of another action type.
 func (s *Service) customJobPipeline(ctx context.Context, operation, id string) (string, error) {
-	if _, ok := caller.Worker(ctx); ok {
+	r, ok := s.index.get(id)
+	if !ok {
 		j, err := s.customJob(ctx, id)
 		if err != nil {
 			return "", err
 		}
-		if err := workerMayWork(ctx, operation, j); err != nil {
-			return "", err
-		}
-		return j.Pipeline, nil
+		r = jobRef{pipeline: j.Pipeline, typ: j.ActionType}
+	} else if r.typ.Owner != "Custom" {
+		return "", wire.Errorf(wire.ErrJobNotFound, "Job %s does not exist", id)
 	}
-	if r, ok := s.index.get(id); ok {
-		if r.owner != "Custom" {
-			return "", wire.Errorf(wire.ErrJobNotFound, "Job %s does not exist", id)
-		}
-		return r.pipeline, nil
-	}
-	j, err := s.customJob(ctx, id)
-	if err != nil {
+	if err := workerMayWorkOn(ctx, operation, id, r.typ); err != nil {
 		return "", err
 	}
-	return j.Pipeline, nil
+	return r.pipeline, nil
 }

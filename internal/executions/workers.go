@@ -4,9 +4,9 @@ package executions
 // caller.WorkerScope, and may call only its action type's job protocol
 // (awsjson refuses every other operation before it runs). Here the
 // operations check the rest: that the poll names the key's action type,
-// and that the job is of it. Root callers skip both checks without
-// reading anything (the job operations' fast path, jobindex.go, is
-// theirs); a worker's job operations read the job from the store first.
+// and that the job is of it. Neither reads anything: a job's action type
+// comes with it, or from the per-replica job index (jobindex.go), as its
+// pipeline does.
 
 import (
 	"context"
@@ -30,9 +30,14 @@ func workerMayPoll(ctx context.Context, operation string, id *wire.ActionTypeId)
 // workerMayWork refuses a worker key's operation on a job of another
 // action type than its own (AccessDeniedException).
 func workerMayWork(ctx context.Context, operation string, j store.Job) error {
+	return workerMayWorkOn(ctx, operation, j.ID, j.ActionType)
+}
+
+// workerMayWorkOn is workerMayWork for job id of action type typ.
+func workerMayWorkOn(ctx context.Context, operation, id string, typ store.ActionTypeKey) error {
 	c, ok := caller.Worker(ctx)
-	if !ok || j.ActionType == c.Worker.ActionType {
+	if !ok || typ == c.Worker.ActionType {
 		return nil
 	}
-	return c.Denied(operation, "; job "+j.ID+" is of another action type")
+	return c.Denied(operation, "; job "+id+" is of another action type")
 }
