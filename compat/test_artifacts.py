@@ -18,6 +18,9 @@ One pipeline, Source → Build → Partner → Approve → Deploy:
   GetThirdPartyJobDetails and its client token;
 - Approve is a manual approval the aws CLI reads the token of and approves.
 
+Both workers sign with a worker key of their action type (issued through the
+admin API), not the root credentials, and are refused anything else.
+
 The deployed files must be the source transformed by both workers.
 """
 
@@ -107,6 +110,19 @@ def admin(method, path, body=None):
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")
+
+
+def worker_codepipeline(action_type):
+    """A CodePipeline client signed with a worker key issued (through the
+    admin API, as root) for action_type: what a worker host is given instead
+    of the root credentials. It may call only that type's job protocol."""
+    status, body = admin("POST", "worker-keys", {"actionTypeId": action_type, "description": "compat worker"})
+    if status != 201:
+        raise AssertionError("create a worker key for %s: %s %s" % (action_type, status, body))
+    key = body["workerKey"]
+    assert key["actionTypeId"] == action_type and key["status"] == "Active", key
+    return boto3.client("codepipeline", endpoint_url=ENDPOINT, region_name=REGION, config=Config(retries=NO_RETRIES),
+                        aws_access_key_id=key["accessKeyId"], aws_secret_access_key=body["secretAccessKey"])
 
 
 def aws(*args, check=True):
@@ -259,8 +275,15 @@ class ArtifactsEndToEndTest(unittest.TestCase):
     # --- the workers --------------------------------------------------------
 
     def run_build_worker(self):
-        """A custom job worker, as one is written with boto3."""
-        cp = self.cp
+        """A custom job worker, as one is written with boto3, signing with a
+        worker key of its action type."""
+        cp = worker_codepipeline(BUILD_TYPE)
+        for what, call in (("ListPipelines", lambda: cp.list_pipelines()),
+                           ("a poll for another type", lambda: cp.poll_for_third_party_jobs(actionTypeId=PARTNER_TYPE, maxBatchSize=1)),
+                           ("DeletePipeline", lambda: cp.delete_pipeline(name=PIPELINE))):
+            with self.assertRaises(botocore.exceptions.ClientError, msg=what) as refused:
+                call()
+            self.assertEqual(error_code(refused.exception), "AccessDeniedException", what)
         job = self.wait("a Build job", lambda: (cp.poll_for_jobs(actionTypeId=BUILD_TYPE, maxBatchSize=1)["jobs"] or [None])[0])
         ack = cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
         self.assertEqual(ack["status"], "InProgress")
@@ -323,8 +346,9 @@ class ArtifactsEndToEndTest(unittest.TestCase):
 
     def run_partner_worker(self, client_id, client_token):
         """A third-party (partner) worker: the job data comes from
-        GetThirdPartyJobDetails with the client token."""
-        cp = self.cp
+        GetThirdPartyJobDetails with the client token, signing with a worker
+        key of its action type."""
+        cp = worker_codepipeline(PARTNER_TYPE)
         polled = self.wait("a Partner job",
                            lambda: cp.poll_for_third_party_jobs(actionTypeId=PARTNER_TYPE, maxBatchSize=1)["jobs"])
         self.assertEqual(len(polled), 1)
