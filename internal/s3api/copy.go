@@ -22,6 +22,12 @@ import (
 // before the source's existence is revealed). Either refused: AccessDenied
 // and nothing written.
 //
+// Tags (x-amz-tagging-directive): COPY, the default, gives the copy the
+// source's tags, as read with the source's sidecar (Read on the source
+// covers them); REPLACE gives it x-amz-tagging's, or none. UploadPartCopy
+// copies no tags: a multipart upload's tags are those of its
+// CreateMultipartUpload.
+//
 // The data is copied to a temp file (copyRange, which UploadPartCopy
 // shares) and committed like a PutObject (fsync, rename, sidecar rename),
 // so a crash never leaves a half object. The copy is byte for byte, so the
@@ -130,6 +136,19 @@ func (h *Handler) copyObject(q *request) *s3Error {
 	if e != nil {
 		return e
 	}
+	// Tags: the source's (COPY, the default), or x-amz-tagging's
+	// (REPLACE; none without it). Under COPY, x-amz-tagging is ignored, as
+	// S3 documents it: it is used "in conjunction with" REPLACE.
+	replaceTags, e := taggingDirective(q.r)
+	if e != nil {
+		return e
+	}
+	var newTags map[string]string
+	if replaceTags {
+		if newTags, e = requestTags(q.r); e != nil {
+			return e
+		}
+	}
 	addAlgo := strings.ToLower(q.r.Header.Get("x-amz-checksum-algorithm"))
 	if _, ok := checksumAlgos[addAlgo]; addAlgo != "" && !ok {
 		return errInvalidRequest("Invalid checksum algorithm: " + addAlgo)
@@ -145,7 +164,9 @@ func (h *Handler) copyObject(q *request) *s3Error {
 	defer f.Close()
 	// Onto itself, a copy must change something: its metadata, or add a
 	// checksum. (Storage class and encryption, S3's other reasons, are not
-	// kept by this store.)
+	// kept by this store. Its tags are not among S3's reasons: a tagging
+	// directive REPLACE alone does not make the copy legal; that is what
+	// PutObjectTagging is for.)
 	if src.bucket == q.bucket && src.key == q.key && !replace && (addAlgo == "" || m.Checksums[addAlgo] != "") {
 		return errCopyToItself()
 	}
@@ -157,9 +178,12 @@ func (h *Handler) copyObject(q *request) *s3Error {
 		return e
 	}
 	nm := &objMeta{Key: q.key, Size: wr.size, ETag: wr.md5, Checksums: wr.checksums, Modified: time.Now().UTC(),
-		ContentType: m.ContentType, Headers: m.Headers, UserMeta: m.UserMeta}
+		ContentType: m.ContentType, Headers: m.Headers, UserMeta: m.UserMeta, Tags: m.Tags}
 	if replace {
 		nm.ContentType, nm.Headers, nm.UserMeta = requestMeta(q.r)
+	}
+	if replaceTags {
+		nm.Tags = newTags
 	}
 	if err := h.st.commit(q.bucket, wr.path, nm); err != nil {
 		os.Remove(wr.path)
@@ -239,18 +263,12 @@ func (h *Handler) copyRange(q *request, src *os.File, m *objMeta, start, length 
 		h.log.Error("s3 copy: the source's data file does not have its recorded size", "err", err, "key", m.Key, "request_id", q.id)
 		return nil, errInternal()
 	}
-	f, err := h.st.tempFile()
+	f, err := h.st.pending()
 	if err != nil {
 		h.log.Error("s3 temp file", "err", err)
 		return nil, errInternal()
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
+	defer f.discard()
 	md := md5.New()
 	ws := []io.Writer{f, md}
 	for _, hh := range hashes {
@@ -274,13 +292,10 @@ func (h *Handler) copyRange(q *request, src *os.File, m *objMeta, start, length 
 		h.log.Error("s3 copy: the source's data does not match its recorded digests", "key", m.Key, "request_id", q.id)
 		return nil, errInternal()
 	}
-	if err := f.Sync(); err != nil {
+	path, err := f.finish()
+	if err != nil {
 		h.log.Error("s3 sync", "err", err)
 		return nil, errInternal()
 	}
-	if err := f.Close(); err != nil {
-		return nil, errInternal()
-	}
-	ok = true
-	return &written{path: f.Name(), size: n, md5: md5Hex, checksums: sums}, nil
+	return &written{path: path, size: n, md5: md5Hex, checksums: sums}, nil
 }

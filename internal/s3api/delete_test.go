@@ -339,7 +339,7 @@ func FuzzDeleteObjectsBody(f *testing.F) {
 // TestDeleteObjectVersionID: the store keeps no versions. DeleteObject
 // with versionId=null deletes the object; any other id is S3's answer for
 // an unversioned bucket, 400 InvalidArgument, and deletes nothing, whether
-// or not the key exists. DELETE with another subresource (?tagging) does
+// or not the key exists. DELETE with a subresource (?tagging, ?acl) does
 // not delete the object either.
 func TestDeleteObjectVersionID(t *testing.T) {
 	env := newEnv(t)
@@ -362,9 +362,15 @@ func TestDeleteObjectVersionID(t *testing.T) {
 	if status != 400 || code != "InvalidArgument" || !strings.Contains(string(raw), "Version id cannot be the empty string") {
 		t.Fatalf("versionId=: %d %s %s", status, code, raw)
 	}
+	// DeleteObjectTagging deletes the tags, not the object; another
+	// subresource is not served, and does not delete it either.
 	status, code, raw = env.signedRequest(t, http.MethodDelete, "/bkt/k?tagging", nil, nil)
-	if status != 501 || code != "NotImplemented" {
+	if status != 204 {
 		t.Fatalf("DELETE ?tagging: %d %s %s", status, code, raw)
+	}
+	status, code, raw = env.signedRequest(t, http.MethodDelete, "/bkt/k?acl", nil, nil)
+	if status != 501 || code != "NotImplemented" {
+		t.Fatalf("DELETE ?acl: %d %s %s", status, code, raw)
 	}
 	if got, _ := getString(t, c, "bkt", "k"); got != "content" {
 		t.Fatalf("after refused deletes, k = %q", got)

@@ -32,11 +32,14 @@
 // PutObject, GetObject (single byte ranges, If-Match, If-None-Match),
 // HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjectsV2
 // (prefix, delimiter, max-keys, continuation-token, start-after,
-// encoding-type=url), and multipart uploads (CreateMultipartUpload,
+// encoding-type=url), multipart uploads (CreateMultipartUpload,
 // UploadPart, UploadPartCopy, CompleteMultipartUpload with the
 // "md5-of-md5s-N" ETag, AbortMultipartUpload, ListParts,
-// ListMultipartUploads). Anything else answers NotImplemented (object
-// tagging and ACLs included: DELETE ?tagging does not delete the object).
+// ListMultipartUploads), and object tagging (GetObjectTagging,
+// PutObjectTagging, DeleteObjectTagging, and x-amz-tagging on PutObject,
+// CreateMultipartUpload and CopyObject). Anything else answers
+// NotImplemented (bucket tagging and ACLs included: DELETE ?acl does not
+// delete the object).
 //
 //   - DeleteObject: ?versionId=null is the object (the store keeps no
 //     versions, like an unversioned S3 bucket); any other id is refused
@@ -75,6 +78,27 @@
 //     returned in CopyPartResult (CompleteMultipartUpload checks it). This
 //     is how the aws CLI copies objects above its multipart threshold
 //     (8 MB by default) between keys (aws s3 cp, aws s3 mv).
+//   - Object tagging (see tagging.go): GET, PUT and DELETE ?tagging on an
+//     object, ?versionId=null only. S3's limits: at most 10 tags
+//     (BadRequest beyond, as S3 answers), keys of 1 to 128 and values of 0
+//     to 256 UTF-16 code units, unique keys, no "aws:" keys (InvalidTag);
+//     S3's restriction of tags to letters, digits, spaces and the
+//     symbols "_.:/=+-@" is not applied, only control characters are
+//     refused.
+//     PutObjectTagging's body must carry Content-MD5 or an x-amz-checksum-*
+//     value, as S3 requires (InvalidRequest otherwise); a document that is
+//     not a Tagging with a TagSet of Tags with a Key and a Value is
+//     MalformedXML. Changing tags rewrites the sidecar alone, under the
+//     store's commit lock: the ETag, LastModified and data stay, as in S3,
+//     and a concurrent PutObject of the key is not lost (store.setTags).
+//     x-amz-tagging ("k1=v1&k2=v2", URL-encoded) is taken by PutObject,
+//     CreateMultipartUpload (applied at Complete) and CopyObject under
+//     x-amz-tagging-directive REPLACE; COPY, the default, copies the
+//     source's tags; UploadPartCopy ignores tags, as S3. GetObject and
+//     HeadObject answer x-amz-tagging-count for an object with tags. The
+//     aws CLI v2 reads a source's tags (GetObjectTagging) before a
+//     multipart copy (aws s3 cp of objects above 8 MB) and passes them to
+//     CreateMultipartUpload.
 //   - ListMultipartUploads: prefix, delimiter, max-uploads, key-marker and
 //     upload-id-marker, encoding-type=url; uploads sorted by key, then by
 //     initiation (upload ids begin with their creation time, so S3's
@@ -88,11 +112,15 @@
 // authorized with Delete; a key refused gets an AccessDenied entry while
 // the others are deleted, as in S3, and a request with no key the caller
 // may delete is refused whole (AccessDenied, before the bucket's existence
-// is looked at). CopyObject needs Write on its destination (checked first)
-// and Read on its source, and so does UploadPartCopy (its destination is
-// the upload's key, as for UploadPart); ListMultipartUploads needs List on the bucket,
-// like ListObjectsV2 (it reveals the keys being written). See Op for the
-// operation each request is authorized as.
+// is looked at). GetObjectTagging needs Read on its object,
+// PutObjectTagging and DeleteObjectTagging Write on it, so a job
+// credential reads the tags of its inputs and sets those of its outputs.
+// CopyObject needs Write on its destination (checked first) and Read on
+// its source (whose tags it copies by default), and so does
+// UploadPartCopy (its destination is the upload's key, as for UploadPart);
+// ListMultipartUploads needs List on the bucket, like ListObjectsV2 (it
+// reveals the keys being written). See Op for the operation each request
+// is authorized as.
 //
 // Bodies may be plain (signed hex SHA-256, checked while streaming, or
 // UNSIGNED-PAYLOAD) or aws-chunked:
@@ -107,7 +135,7 @@
 //
 // See store.go for the layout. Keys never become paths: an object lives
 // under the hex SHA-256 of its key, with a JSON sidecar holding the key,
-// ETag (MD5 hex), Content-Type, x-amz-meta-* and checksums. Writes go to a
+// ETag (MD5 hex), Content-Type, x-amz-meta-*, checksums and tags. Writes go to a
 // temp file that is fsynced and renamed; the sidecar's rename is the commit
 // point, so no reader sees a half-written object. Objects are streamed, never
 // held in memory.

@@ -27,11 +27,15 @@ import (
 type Op int
 
 const (
-	// Read: GetObject, HeadObject, HeadBucket (key ""), ListParts, and
-	// the source object of CopyObject and UploadPartCopy.
+	// Read: GetObject, HeadObject, GetObjectTagging (reading an object's
+	// tags is reading the object), HeadBucket (key ""), ListParts, and the
+	// source object of CopyObject (whose tags it copies, by default) and
+	// UploadPartCopy.
 	Read Op = iota + 1
-	// Write: PutObject, the multipart upload operations (UploadPartCopy
-	// included, on the upload's key), and CopyObject's destination object.
+	// Write: PutObject, PutObjectTagging and DeleteObjectTagging (changing
+	// an object's tags is writing the object), the multipart upload
+	// operations (UploadPartCopy included, on the upload's key), and
+	// CopyObject's destination object.
 	Write
 	// Delete: DeleteObject, each key of DeleteObjects, DeleteBucket
 	// (key "").
@@ -227,6 +231,9 @@ func (h *Handler) route(q *request) route {
 		if q.r.Header.Get("x-amz-copy-source") != "" {
 			return h.copyRoute(q)
 		}
+		if q.has("tagging") {
+			return h.taggingRoute(q)
+		}
 		switch m {
 		case http.MethodGet:
 			if q.has("uploadId") {
@@ -241,7 +248,7 @@ func (h *Handler) route(q *request) route {
 			if q.has("uploadId") && q.has("partNumber") {
 				return route{op: Write, handle: h.uploadPart}
 			}
-			if !q.has("uploadId") && !q.has("tagging") && !q.has("acl") {
+			if !q.has("uploadId") && !q.has("acl") {
 				return route{op: Write, handle: h.putObject}
 			}
 		case http.MethodPost:
@@ -255,12 +262,30 @@ func (h *Handler) route(q *request) route {
 			if q.has("uploadId") {
 				return route{op: Write, handle: h.abortUpload}
 			}
-			// Not DeleteObjectTagging (?tagging) and the like: those
-			// must not delete the object.
+			// Not DELETE with another subresource (?acl and the
+			// like): that must not delete the object.
 			if onlyParams(q.q, "versionId") {
 				return route{op: Delete, handle: h.deleteObject}
 			}
 		}
+	}
+	return route{}
+}
+
+// taggingRoute routes the ?tagging subresource of an object: reading the
+// tags is a Read of the object, changing them a Write (see tagging.go).
+// Any parameter but versionId (and a presigned URL's) is not served.
+func (h *Handler) taggingRoute(q *request) route {
+	if !onlyParams(q.q, "tagging", "versionId") {
+		return route{}
+	}
+	switch q.r.Method {
+	case http.MethodGet:
+		return route{op: Read, handle: h.getObjectTagging}
+	case http.MethodPut:
+		return route{op: Write, handle: h.putObjectTagging}
+	case http.MethodDelete:
+		return route{op: Write, handle: h.deleteObjectTagging}
 	}
 	return route{}
 }
@@ -551,18 +576,12 @@ func (h *Handler) writeBody(q *request, extraAlgo string) (*written, *s3Error) {
 		return nil, e
 	}
 
-	f, err := h.st.tempFile()
+	f, err := h.st.pending()
 	if err != nil {
 		h.log.Error("s3 temp file", "err", err)
 		return nil, errInternal()
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
+	defer f.discard()
 	src := io.LimitReader(body.r, body.size+1)
 	n, err := io.CopyBuffer(io.MultiWriter(f, dg), src, make([]byte, copyBufSize))
 	if err != nil {
@@ -593,15 +612,12 @@ func (h *Handler) writeBody(q *request, extraAlgo string) (*written, *s3Error) {
 	if e != nil {
 		return nil, e
 	}
-	if err := f.Sync(); err != nil {
+	path, err := f.finish()
+	if err != nil {
 		h.log.Error("s3 sync", "err", err)
 		return nil, errInternal()
 	}
-	if err := f.Close(); err != nil {
-		return nil, errInternal()
-	}
-	ok = true
-	return &written{path: f.Name(), size: n, md5: md5Hex, checksums: sums}, nil
+	return &written{path: path, size: n, md5: md5Hex, checksums: sums}, nil
 }
 
 // readVerifiedBody reads a small XML request body (at most maxXMLBody)
@@ -672,6 +688,10 @@ func requestMeta(r *http.Request) (ctype string, headers, user map[string]string
 // --- objects ---
 
 func (h *Handler) putObject(q *request) *s3Error {
+	tags, e := requestTags(q.r)
+	if e != nil {
+		return e
+	}
 	wr, e := h.writeBody(q, "")
 	if e != nil {
 		return e
@@ -680,6 +700,7 @@ func (h *Handler) putObject(q *request) *s3Error {
 	m := &objMeta{
 		Key: q.key, Size: wr.size, ETag: wr.md5, ContentType: ctype,
 		Headers: headers, UserMeta: user, Checksums: wr.checksums, Modified: time.Now().UTC(),
+		Tags: tags,
 	}
 	if err := h.st.commit(q.bucket, wr.path, m); err != nil {
 		os.Remove(wr.path)
@@ -708,14 +729,8 @@ func (h *Handler) putObject(q *request) *s3Error {
 // for the same request, nor S3's 204 for a well-formed but unknown id,
 // which only a versioned bucket answers.)
 func (h *Handler) deleteObject(q *request) *s3Error {
-	if q.has("versionId") {
-		switch v := q.get("versionId"); v {
-		case "null":
-		case "":
-			return errEmptyVersionID()
-		default:
-			return errInvalidVersionID(v)
-		}
+	if e := versionParam(q); e != nil {
+		return e
 	}
 	if err := h.st.remove(q.bucket, q.key); err != nil {
 		h.log.Error("s3 delete", "err", err)
@@ -806,6 +821,9 @@ func setObjectHeaders(hd http.Header, m *objMeta) {
 	}
 	for n, v := range m.UserMeta {
 		hd["X-Amz-Meta-"+n] = []string{v}
+	}
+	if len(m.Tags) > 0 {
+		hd.Set("x-amz-tagging-count", strconv.Itoa(len(m.Tags)))
 	}
 }
 

@@ -27,7 +27,10 @@ type uploadMeta struct {
 	Headers     map[string]string `json:"headers,omitempty"`
 	UserMeta    map[string]string `json:"meta,omitempty"`
 	Algo        string            `json:"checksumAlgorithm,omitempty"`
-	Initiated   time.Time         `json:"initiated"`
+	// Tags are CreateMultipartUpload's x-amz-tagging, checked then and
+	// given to the object at CompleteMultipartUpload.
+	Tags      map[string]string `json:"tags,omitempty"`
+	Initiated time.Time         `json:"initiated"`
 	// Initiator is the principal of the credential that created the
 	// upload (ListMultipartUploads' Initiator), never a secret.
 	Initiator string `json:"initiator,omitempty"`
@@ -84,27 +87,15 @@ func (h *Handler) loadUpload(q *request) (string, *uploadMeta, *s3Error) {
 }
 
 func writeJSONFile(s *store, path string, v any) error {
-	raw, err := json.Marshal(v)
+	tmp, err := s.tempJSON(v)
 	if err != nil {
 		return err
 	}
-	f, err := s.tempFile()
-	if err != nil {
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return err
 	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(raw); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return nil
 }
 
 func (h *Handler) createUpload(q *request) *s3Error {
@@ -118,9 +109,13 @@ func (h *Handler) createUpload(q *request) *s3Error {
 			return errInvalidRequest("Invalid checksum algorithm: " + algo)
 		}
 	}
+	tags, e := requestTags(q.r)
+	if e != nil {
+		return e
+	}
 	id := newUploadID()
 	u := uploadMeta{Bucket: q.bucket, Key: q.key, ContentType: ctype, Headers: headers, UserMeta: user, Algo: algo,
-		Initiated: time.Now().UTC(), Initiator: q.res.Credential.Principal}
+		Tags: tags, Initiated: time.Now().UTC(), Initiator: q.res.Credential.Principal}
 	// Held until upload.json is in place, so that a sweep never takes the
 	// new directory for a crash leftover.
 	unlock := h.uploads.lock(id)
@@ -311,7 +306,7 @@ func (h *Handler) completeUpload(q *request) *s3Error {
 	}
 	m := &objMeta{
 		Key: u.Key, Size: size, ETag: etag, ContentType: u.ContentType, Headers: u.Headers,
-		UserMeta: u.UserMeta, Modified: time.Now().UTC(), Parts: len(chosen),
+		UserMeta: u.UserMeta, Modified: time.Now().UTC(), Parts: len(chosen), Tags: u.Tags,
 	}
 	if err := h.st.commit(q.bucket, path, m); err != nil {
 		os.Remove(path)
@@ -366,17 +361,11 @@ func (h *Handler) chooseParts(id string, want []completePart) ([]*partMeta, *s3E
 // its path, size and multipart ETag ("md5-of-md5s-N"). (A rename-only
 // scheme would avoid the copy, but one file per object keeps reads simple.)
 func (h *Handler) concatParts(id string, chosen []*partMeta) (path string, size int64, etag string, e *s3Error) {
-	f, err := h.st.tempFile()
+	f, err := h.st.pending()
 	if err != nil {
 		return "", 0, "", errInternal()
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
+	defer f.discard()
 	etags := md5.New()
 	buf := make([]byte, copyBufSize)
 	for _, pm := range chosen {
@@ -394,14 +383,11 @@ func (h *Handler) concatParts(id string, chosen []*partMeta) (path string, size 
 		raw, _ := hex.DecodeString(pm.ETag)
 		etags.Write(raw)
 	}
-	if err := f.Sync(); err != nil {
+	path, err = f.finish()
+	if err != nil {
 		return "", 0, "", errInternal()
 	}
-	if err := f.Close(); err != nil {
-		return "", 0, "", errInternal()
-	}
-	ok = true
-	return f.Name(), size, fmt.Sprintf("%s-%d", hex.EncodeToString(etags.Sum(nil)), len(chosen)), nil
+	return path, size, fmt.Sprintf("%s-%d", hex.EncodeToString(etags.Sum(nil)), len(chosen)), nil
 }
 
 func (h *Handler) abortUpload(q *request) *s3Error {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -57,6 +58,11 @@ type objMeta struct {
 	Modified    time.Time         `json:"modified"`
 	Data        string            `json:"data"` // data file name in the same directory
 	Parts       int               `json:"parts,omitempty"`
+	// Tags is the object's tag set (see tagging.go). It lives in the
+	// sidecar, so it is committed with the object it belongs to, and a
+	// PutObject (or CopyObject, CompleteMultipartUpload) replaces it with
+	// the object: a new object has the tags its request gave, or none.
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 var bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
@@ -215,6 +221,43 @@ func (s *store) tempFile() (*os.File, error) {
 	return os.CreateTemp(filepath.Join(s.root, "tmp"), "w-*")
 }
 
+// pendingFile is a file in tmp/ being written for a commit: removed by
+// discard (deferred) unless finish synced and closed it for the caller.
+type pendingFile struct {
+	*os.File
+	finished bool
+}
+
+// pending creates a pendingFile.
+func (s *store) pending() (*pendingFile, error) {
+	f, err := s.tempFile()
+	if err != nil {
+		return nil, err
+	}
+	return &pendingFile{File: f}, nil
+}
+
+// finish syncs and closes the file and returns its path: the caller now
+// owns it (commits or removes it).
+func (p *pendingFile) finish() (string, error) {
+	if err := p.Sync(); err != nil {
+		return "", err
+	}
+	if err := p.Close(); err != nil {
+		return "", err
+	}
+	p.finished = true
+	return p.Name(), nil
+}
+
+// discard removes the file unless finish succeeded.
+func (p *pendingFile) discard() {
+	if !p.finished {
+		p.Close()
+		os.Remove(p.Name())
+	}
+}
+
 // commit makes the written, synced temp file at tmpPath the object m.Key.
 func (s *store) commit(b string, tmpPath string, m *objMeta) error {
 	dir, h := s.objDir(b, m.Key)
@@ -222,26 +265,11 @@ func (s *store) commit(b string, tmpPath string, m *objMeta) error {
 		return err
 	}
 	m.Data = h + "." + randHex(8)
-	raw, err := json.Marshal(m)
+	metaTmp, err := s.tempJSON(m)
 	if err != nil {
 		return err
 	}
-	metaTmp, err := s.tempFile()
-	if err != nil {
-		return err
-	}
-	defer os.Remove(metaTmp.Name())
-	if _, err := metaTmp.Write(raw); err != nil {
-		metaTmp.Close()
-		return err
-	}
-	if err := metaTmp.Sync(); err != nil {
-		metaTmp.Close()
-		return err
-	}
-	if err := metaTmp.Close(); err != nil {
-		return err
-	}
+	defer os.Remove(metaTmp)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -252,7 +280,7 @@ func (s *store) commit(b string, tmpPath string, m *objMeta) error {
 		return err
 	}
 	old, _ := readMeta(filepath.Join(dir, h+".json"))
-	if err := os.Rename(metaTmp.Name(), filepath.Join(dir, h+".json")); err != nil {
+	if err := os.Rename(metaTmp, filepath.Join(dir, h+".json")); err != nil {
 		os.Remove(filepath.Join(dir, m.Data))
 		return err
 	}
@@ -261,6 +289,78 @@ func (s *store) commit(b string, tmpPath string, m *objMeta) error {
 		os.Remove(filepath.Join(dir, filepath.Base(old.Data)))
 	}
 	return nil
+}
+
+// tempJSON writes v as JSON to a synced temp file in tmp/ and returns its
+// path; the caller renames it into place or removes it.
+func (s *store) tempJSON(v any) (string, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	f, err := s.tempFile()
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.Write(raw); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// setTags replaces the tag set of an object (nil or empty: none) and
+// returns its sidecar as written; fs.ErrNotExist if there is no object.
+//
+// Only the sidecar changes: the data file, ETag, LastModified and every
+// other field are those of the object found, as S3 leaves an object's
+// ETag and Last-Modified alone when its tags change. The whole
+// read-modify-write runs under the commit lock (mu), so it cannot
+// interleave with a commit or removal of the same key: either the new
+// object is committed first and gets the tags, or the tags are set first
+// and the new object then replaces them (as a PutObject replaces an
+// object's tags in S3). Without the lock, an update that read the old
+// sidecar could rename it, with its old data name, over the new object's
+// sidecar after commit deleted the old data file: the new body would be
+// lost and the key would name a missing file. The new sidecar is written
+// to tmp/, synced and renamed over the old one, so readers (which take no
+// lock) see the old sidecar or the new, both naming the same data file.
+// The price is an fsync of a small file under the store-wide lock.
+func (s *store) setTags(b, key string, tags map[string]string) (*objMeta, error) {
+	dir, h := s.objDir(b, key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, err := readMeta(filepath.Join(dir, h+".json"))
+	if err != nil {
+		return nil, err
+	}
+	if len(tags) == 0 {
+		tags = nil
+	}
+	if maps.Equal(m.Tags, tags) {
+		return m, nil // nothing to write
+	}
+	m.Tags = tags
+	tmp, err := s.tempJSON(m)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, h+".json")); err != nil {
+		os.Remove(tmp)
+		return nil, err
+	}
+	syncDir(dir)
+	return m, nil
 }
 
 func syncDir(dir string) {
