@@ -134,13 +134,13 @@ var adminCommands = []adminCommand{
 	{
 		name: "create-worker-key",
 		args: "--category C --owner Custom|ThirdParty --provider P --version V [--description D]\n" +
-			"        [--credentials-file PATH [--credentials-profile NAME] [--force]]",
+			"        [--credentials-file PATH [--credentials-profile NAME]]",
 		help: "issue a worker key: an access key pair that signs the job-protocol calls of one action type of owner\n" +
 			"        Custom or ThirdParty (poll, acknowledge, details, results) and nothing else, for the hosts that run\n" +
 			"        its jobs. Prints it as JSON; the secret is shown this once. With --credentials-file, also writes\n" +
-			"        the pair to PATH in the shared-credentials format under [NAME] (default \"default\"), mode 0600,\n" +
-			"        for a worker's AWS_SHARED_CREDENTIALS_FILE; other profiles of an existing file are kept, and an\n" +
-			"        existing [NAME] is replaced only with --force.",
+			"        the pair to PATH, a new file (an existing one is refused before anything is issued), in the\n" +
+			"        shared-credentials format under [NAME] (default \"default\"), mode 0600, for a worker's\n" +
+			"        AWS_SHARED_CREDENTIALS_FILE.",
 		success: http.StatusCreated,
 		flags: func(fs *flag.FlagSet) func() (adminRequest, error) {
 			category := fs.String("category", "", "the action type's category (Source, Build, Deploy, Test, Invoke, Approval)")
@@ -150,7 +150,6 @@ var adminCommands = []adminCommand{
 			description := fs.String("description", "", "what the key is for (up to 256 characters)")
 			file := fs.String("credentials-file", "", "also write the pair to this shared-credentials file")
 			profile := fs.String("credentials-profile", "", `the profile of --credentials-file to write (default "default")`)
-			force := fs.Bool("force", false, "replace the profile in --credentials-file if it exists")
 			return func() (adminRequest, error) {
 				if err := required(map[string]string{"--category": *category, "--owner": *owner, "--provider": *provider, "--version": *version}); err != nil {
 					return adminRequest{}, err
@@ -164,12 +163,12 @@ var adminCommands = []adminCommand{
 				}
 				req := adminRequest{method: http.MethodPost, path: "worker-keys", body: body}
 				if *file == "" {
-					if *profile != "" || *force {
-						return adminRequest{}, errors.New("--credentials-profile and --force go with --credentials-file")
+					if *profile != "" {
+						return adminRequest{}, errors.New("--credentials-profile goes with --credentials-file")
 					}
 					return req, nil
 				}
-				w := credentialsWriter{path: *file, profile: *profile, force: *force}
+				w := credentialsWriter{path: *file, profile: *profile}
 				if w.profile == "" {
 					w.profile = "default"
 				}
@@ -410,36 +409,25 @@ func newAdminClient(ctx context.Context, endpoint, region, profile string) (*adm
 // shared-credentials file that needs no quoting.
 var profileName = regexp.MustCompile(`^[A-Za-z0-9_.@+=,:-]+$`)
 
-// credentialsWriter writes an issued worker key to a shared-credentials
-// file (create-worker-key --credentials-file).
+// credentialsWriter writes an issued worker key to a new shared-credentials
+// file (create-worker-key --credentials-file). Only a new file: adding to
+// an existing one would mean editing an INI file that may hold other
+// credentials (the server's own, say), which the operator can do by hand
+// from the printed answer.
 type credentialsWriter struct {
 	path, profile string
-	force         bool
 }
 
-// check refuses, before anything is issued, what write would refuse: a
-// file that cannot be written, an existing profile without --force, and
-// ever the profile that holds the credentials this command signs with
-// (the server's own credentials file, say).
-func (w credentialsWriter) check(_ context.Context, signer aws.Credentials) error {
-	data, err := os.ReadFile(w.path)
-	if errors.Is(err, os.ErrNotExist) {
-		if fi, err := os.Stat(filepath.Dir(w.path)); err != nil || !fi.IsDir() {
-			return fmt.Errorf("--credentials-file %s: its directory does not exist", w.path)
-		}
-		return nil
-	}
-	if err != nil {
+// check refuses, before anything is issued, what write would refuse: an
+// existing file, or a directory that does not exist.
+func (w credentialsWriter) check(context.Context, aws.Credentials) error {
+	if _, err := os.Lstat(w.path); err == nil {
+		return fmt.Errorf("--credentials-file %s exists: give a new file (the worker key is written to a new file only)", w.path)
+	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("--credentials-file: %w", err)
 	}
-	akid, found := profileAccessKey(string(data), w.profile)
-	switch {
-	case !found:
-		return nil
-	case akid != "" && akid == signer.AccessKeyID:
-		return fmt.Errorf("%s: profile [%s] holds the credentials this command signs with; write the worker key to another file or profile", w.path, w.profile)
-	case !w.force:
-		return fmt.Errorf("%s already has a profile [%s]; pass --force to replace it, or --credentials-profile to write another", w.path, w.profile)
+	if fi, err := os.Stat(filepath.Dir(w.path)); err != nil || !fi.IsDir() {
+		return fmt.Errorf("--credentials-file %s: its directory does not exist", w.path)
 	}
 	return nil
 }
@@ -452,7 +440,7 @@ func (w credentialsWriter) write(resp []byte, stderr io.Writer) error {
 		return fmt.Errorf("the answer holds no worker key to write to %s", w.path)
 	}
 	id := out.WorkerKey.AccessKeyID
-	if err := writeProfile(w.path, w.profile, id, out.SecretAccessKey, w.force); err != nil {
+	if err := writeProfile(w.path, w.profile, id, out.SecretAccessKey); err != nil {
 		return fmt.Errorf("worker key %s was issued (printed above) but not written to %s: %v; revoke it (pipelined admin revoke-worker-key --access-key-id %s) unless you keep it otherwise",
 			id, w.path, err, id)
 	}
@@ -465,121 +453,22 @@ func (w credentialsWriter) write(resp []byte, stderr io.Writer) error {
 	return nil
 }
 
-// writeProfile writes a profile with the key pair to a shared-credentials
-// file with mode 0600: a new file, or an existing one with its other
-// content kept (the profile replaced only when force).
-func writeProfile(path, profile, accessKeyID, secret string, force bool) error {
-	section := fmt.Sprintf("[%s]\naws_access_key_id = %s\naws_secret_access_key = %s\n", profile, accessKeyID, secret)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return err
-		}
-		_, err = f.WriteString(section)
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		return err
-	}
+// writeProfile writes a new shared-credentials file, mode 0600, holding
+// one profile with the key pair; it fails if the file exists.
+func writeProfile(path, profile, accessKeyID, secret string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
-	next, found := replaceProfile(string(data), profile, section)
-	if found && !force {
-		return fmt.Errorf("it has a profile [%s] now; pass --force to replace it", profile)
+	_, err = fmt.Fprintf(f, "[%s]\naws_access_key_id = %s\naws_secret_access_key = %s\n", profile, accessKeyID, secret)
+	if err == nil {
+		err = f.Sync()
 	}
-	// Replace the file (the target of a link) in one step: a reader never
-	// sees half of it.
-	target, err := filepath.EvalSymlinks(path)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
-		return err
+		os.Remove(path) // ours (O_EXCL), and half written
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after the rename: nothing
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.WriteString(next); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), target)
-}
-
-// sectionName returns the name of an INI section header line.
-func sectionName(line string) (string, bool) {
-	line = strings.TrimSpace(line)
-	if len(line) < 2 || line[0] != '[' || line[len(line)-1] != ']' {
-		return "", false
-	}
-	return strings.TrimSpace(line[1 : len(line)-1]), true
-}
-
-// profileAccessKey tells whether a shared-credentials file has a profile,
-// and its aws_access_key_id.
-func profileAccessKey(data, profile string) (accessKeyID string, found bool) {
-	in := false
-	for _, line := range strings.Split(data, "\n") {
-		if name, ok := sectionName(line); ok {
-			in = name == profile
-			found = found || in
-			continue
-		}
-		if k, v, ok := strings.Cut(line, "="); ok && in && strings.TrimSpace(k) == "aws_access_key_id" {
-			accessKeyID = strings.TrimSpace(v)
-		}
-	}
-	return accessKeyID, found
-}
-
-// replaceProfile returns data with the profile's section(s) replaced by
-// section (at the first one's place), or section appended when there is
-// none.
-func replaceProfile(data, profile, section string) (string, bool) {
-	var b strings.Builder
-	found, skipping := false, false
-	for _, line := range strings.SplitAfter(data, "\n") {
-		if name, ok := sectionName(line); ok {
-			if name == profile {
-				if !found {
-					b.WriteString(section)
-				}
-				found, skipping = true, true
-				continue
-			}
-			if skipping {
-				b.WriteString("\n")
-			}
-			skipping = false
-		}
-		if !skipping {
-			b.WriteString(line)
-		}
-	}
-	if found {
-		return b.String(), true
-	}
-	out := data
-	if out != "" {
-		if !strings.HasSuffix(out, "\n") {
-			out += "\n"
-		}
-		out += "\n"
-	}
-	return out + section, false
+	return err
 }

@@ -346,70 +346,43 @@ func workerKeysCLI(t *testing.T, database string) {
 		t.Fatalf("describe-worker-key shows the secret: %s", out)
 	}
 
-	// The file's profile is not overwritten without --force, and nothing
-	// is issued then; other profiles are added, and kept.
+	// An existing file is refused, before anything is issued: the server's
+	// own credentials file, or the worker file just written.
 	create := func(extra ...string) (string, string, int) {
 		return cli(t, env, append([]string{"create-worker-key", "--category", "Source", "--owner", "Custom", "--provider", "Fetcher", "--version", "1"}, extra...)...)
 	}
-	_, errOut, code = create("--credentials-file", wkFile, "--credentials-profile", "fetcher")
-	if code != 2 || !strings.Contains(errOut, "--force") {
-		t.Errorf("create-worker-key over an existing profile: exit %d, stderr %q; want exit 2 naming --force", code, errOut)
+	rootBefore, _ := os.ReadFile(credFile)
+	for _, existing := range []string{wkFile, credFile} {
+		_, errOut, code = create("--credentials-file", existing, "--credentials-profile", "fetcher")
+		if code != 2 || !strings.Contains(errOut, "exists") {
+			t.Errorf("create-worker-key to the existing %s: exit %d, stderr %q; want exit 2 saying it exists", existing, code, errOut)
+		}
 	}
 	if b, _ := os.ReadFile(wkFile); string(b) != string(written) {
-		t.Fatalf("the refused command changed the file:\n%s", b)
-	}
-	if ks := listKeys(t, env); len(ks) != 1 {
-		t.Fatalf("a refused create-worker-key issued a key: %+v", ks)
-	}
-	out, errOut, code = create("--credentials-file", wkFile, "--credentials-profile", "second")
-	if code != 0 {
-		t.Fatalf("create-worker-key to another profile: exit %d: %s", code, errOut)
-	}
-	var second admin.CreateWorkerKeyOutput
-	_ = json.Unmarshal([]byte(out), &second)
-	if c, err := workerConfig(t, wkFile, "second").Credentials.Retrieve(ctx); err != nil || c.AccessKeyID != second.WorkerKey.AccessKeyID || c.SecretAccessKey != second.SecretAccessKey {
-		t.Fatalf("profile [second] = %q, %v", c.AccessKeyID, err)
-	}
-	if c, err := workerConfig(t, wkFile, "fetcher").Credentials.Retrieve(ctx); err != nil || c.AccessKeyID != id || c.SecretAccessKey != secret {
-		t.Fatalf("profile [fetcher] after adding [second] = %q, %v", c.AccessKeyID, err)
-	}
-	out, errOut, code = create("--credentials-file", wkFile, "--credentials-profile", "fetcher", "--force")
-	if code != 0 {
-		t.Fatalf("create-worker-key --force: exit %d: %s", code, errOut)
-	}
-	var third admin.CreateWorkerKeyOutput
-	_ = json.Unmarshal([]byte(out), &third)
-	if c, err := workerConfig(t, wkFile, "fetcher").Credentials.Retrieve(ctx); err != nil || c.AccessKeyID != third.WorkerKey.AccessKeyID || c.SecretAccessKey != third.SecretAccessKey {
-		t.Fatalf("profile [fetcher] after --force = %q, %v", c.AccessKeyID, err)
-	}
-	if c, err := workerConfig(t, wkFile, "second").Credentials.Retrieve(ctx); err != nil || c.AccessKeyID != second.WorkerKey.AccessKeyID {
-		t.Fatalf("profile [second] after replacing [fetcher] = %q, %v", c.AccessKeyID, err)
-	}
-	if b, _ := os.ReadFile(wkFile); strings.Contains(string(b), secret) || strings.Count(string(b), "[fetcher]") != 1 {
-		t.Fatalf("the replaced profile is still there:\n%s", b)
-	}
-	if fi, err := os.Stat(wkFile); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("credentials file after rewriting: %v, %v; want mode 0600", fi, err)
-	}
-	// Never over the credentials the command signs with, --force or not.
-	rootBefore, _ := os.ReadFile(credFile)
-	_, errOut, code = create("--credentials-file", credFile, "--force")
-	if code != 2 || !strings.Contains(errOut, "signs with") {
-		t.Errorf("create-worker-key over the root credentials: exit %d, stderr %q", code, errOut)
+		t.Fatalf("the refused command changed the worker file:\n%s", b)
 	}
 	if b, _ := os.ReadFile(credFile); string(b) != string(rootBefore) {
 		t.Fatal("the root credentials file was changed")
 	}
-	// A new file gets [default].
+	if ks := listKeys(t, env); len(ks) != 1 {
+		t.Fatalf("a refused create-worker-key issued a key: %+v", ks)
+	}
+	// A new file without --credentials-profile gets [default].
 	defFile := filepath.Join(workDir, "default-credentials")
-	if _, errOut, code = create("--credentials-file", defFile); code != 0 {
+	out, errOut, code = create("--credentials-file", defFile)
+	if code != 0 {
 		t.Fatalf("create-worker-key to a new file: exit %d: %s", code, errOut)
 	}
-	if b, _ := os.ReadFile(defFile); !strings.HasPrefix(string(b), "[default]\naws_access_key_id = PL") {
-		t.Fatalf("a new file without --credentials-profile:\n%s", b)
+	var second admin.CreateWorkerKeyOutput
+	_ = json.Unmarshal([]byte(out), &second)
+	if c, err := workerConfig(t, defFile, "default").Credentials.Retrieve(ctx); err != nil || c.AccessKeyID != second.WorkerKey.AccessKeyID || c.SecretAccessKey != second.SecretAccessKey {
+		t.Fatalf("profile [default] of the new file = %q, %v", c.AccessKeyID, err)
 	}
-	if ks := listKeys(t, env); len(ks) != 4 {
-		t.Fatalf("%d keys, want 4: %+v", len(ks), ks)
+	if fi, err := os.Stat(defFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("new credentials file: %v, %v; want mode 0600", fi, err)
+	}
+	if ks := listKeys(t, env); len(ks) != 2 {
+		t.Fatalf("%d keys, want 2: %+v", len(ks), ks)
 	}
 
 	// Revoke: the key stops working; revoking again is harmless.
@@ -436,7 +409,8 @@ func workerKeysCLI(t *testing.T, database string) {
 		{[]string{"describe-worker-key", "--access-key-id", "PLWKAAAAAAAAAAAAAAAA"}, 1, admin.ErrWorkerKeyNotFound},
 		{[]string{"revoke-worker-key", "--access-key-id", "nope"}, 1, admin.ErrWorkerKeyNotFound},
 		{[]string{"create-worker-key", "--category", "Source"}, 2, "missing --owner, --provider, --version"},
-		{[]string{"create-worker-key", "--category", "Source", "--owner", "Custom", "--provider", "Fetcher", "--version", "1", "--force"}, 2, "--credentials-file"},
+		{[]string{"create-worker-key", "--category", "Source", "--owner", "Custom", "--provider", "Fetcher", "--version", "1", "--force"}, 2, "flag provided but not defined"},
+		{[]string{"create-worker-key", "--category", "Source", "--owner", "Custom", "--provider", "Fetcher", "--version", "1", "--credentials-profile", "p"}, 2, "--credentials-file"},
 		{[]string{"create-worker-key", "--category", "Source", "--owner", "Custom", "--provider", "Fetcher", "--version", "1", "--credentials-file", filepath.Join(workDir, "x"), "--credentials-profile", "a]b"}, 2, "--credentials-profile"},
 		{[]string{"create-worker-key", "--category", "Source", "--owner", "Custom", "--provider", "Fetcher", "--version", "1", "--credentials-file", filepath.Join(workDir, "no-dir", "x")}, 2, "directory"},
 		{[]string{"describe-worker-key"}, 2, "missing --access-key-id"},
@@ -447,8 +421,8 @@ func workerKeysCLI(t *testing.T, database string) {
 			t.Errorf("admin %v: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, errOut, tc.code, tc.want)
 		}
 	}
-	if ks := listKeys(t, env); len(ks) != 4 {
-		t.Fatalf("the refused commands issued keys: %d, want 4", len(ks))
+	if ks := listKeys(t, env); len(ks) != 2 {
+		t.Fatalf("the refused commands issued keys: %d, want 2", len(ks))
 	}
 
 	if out, _, code := cli(t, env, "help"); code != 0 || !strings.Contains(out, "create-worker-key") || !strings.Contains(out, "revoke-worker-key") || !strings.Contains(out, "--credentials-profile") {
@@ -464,27 +438,4 @@ func listKeys(t *testing.T, env []string) []admin.WorkerKey {
 		t.Fatalf("list-worker-keys: exit %d: %q %q", code, out, errOut)
 	}
 	return list.WorkerKeys
-}
-
-func TestReplaceProfile(t *testing.T) {
-	const section = "[w]\naws_access_key_id = NEW\naws_secret_access_key = S\n"
-	for _, tc := range []struct {
-		name, in, want string
-		found          bool
-	}{
-		{"empty", "", section, false},
-		{"appended", "[a]\nx = 1", "[a]\nx = 1\n\n" + section, false},
-		{"replaced in place", "# c\n[a]\nx = 1\n\n[ w ]\naws_access_key_id = OLD\n\n[b]\ny = 2\n", "# c\n[a]\nx = 1\n\n" + section + "\n[b]\ny = 2\n", true},
-		{"duplicates merged", "[w]\naws_access_key_id = OLD\n[a]\nx = 1\n[w]\nregion = r\n", section + "\n[a]\nx = 1\n", true},
-		{"CRLF", "[a]\r\nx = 1\r\n[w]\r\naws_access_key_id = OLD\r\n", "[a]\r\nx = 1\r\n" + section, true},
-		{"a prefix is another profile", "[wx]\nx = 1\n", "[wx]\nx = 1\n\n" + section, false},
-	} {
-		got, found := replaceProfile(tc.in, "w", section)
-		if got != tc.want || found != tc.found {
-			t.Errorf("%s: replaceProfile = %q, %v; want %q, %v", tc.name, got, found, tc.want, tc.found)
-		}
-		if akid, ok := profileAccessKey(got, "w"); !ok || akid != "NEW" {
-			t.Errorf("%s: profileAccessKey of the result = %q, %v", tc.name, akid, ok)
-		}
-	}
 }
