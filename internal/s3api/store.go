@@ -196,24 +196,41 @@ func readMeta(path string) (*objMeta, error) {
 	return &m, nil
 }
 
-// open returns the object's metadata and its open data file. It retries
-// once if the data file vanished under a concurrent replacement.
+// open returns the object's metadata and its open data file (which stays
+// readable if a later commit replaces and deletes it). Without a lock it
+// reads the sidecar and opens the data file it names, and tries again if a
+// concurrent replacement deleted that file in between; after a few such
+// races (an object rewritten as fast as it is read) it takes the commit
+// lock, under which the pair cannot change, so a reader always gets through.
 func (s *store) open(b, key string) (*objMeta, *os.File, error) {
-	dir, _ := s.objDir(b, key)
 	for range 3 {
-		m, err := s.head(b, key)
-		if err != nil {
-			return nil, nil, err
-		}
-		f, err := os.Open(filepath.Join(dir, filepath.Base(m.Data)))
-		if err == nil {
-			return m, f, nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, err
+		m, f, err := s.openOnce(b, key)
+		if !errors.Is(err, errReplaced) {
+			return m, f, err
 		}
 	}
-	return nil, nil, fmt.Errorf("s3api: object %q keeps changing", key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.openOnce(b, key)
+}
+
+// errReplaced: the data file a sidecar named was gone when opened.
+var errReplaced = errors.New("s3api: object replaced while opened")
+
+func (s *store) openOnce(b, key string) (*objMeta, *os.File, error) {
+	m, err := s.head(b, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, _ := s.objDir(b, key)
+	f, err := os.Open(filepath.Join(dir, filepath.Base(m.Data)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, errReplaced
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, f, nil
 }
 
 // tempFile creates a file in tmp/.
