@@ -103,7 +103,6 @@ func (h *Handler) createWorkerKey(ctx context.Context, _ *http.Request, _ []stri
 	if err != nil {
 		return 0, nil, err
 	}
-	h.log.Info("admin: issued worker key", "access_key_id", issued.Key.AccessKeyID, "action_type", key.String(), "by", callerARN(ctx))
 	return http.StatusCreated, CreateWorkerKeyOutput{WorkerKey: workerKeyView(issued.Key), SecretAccessKey: issued.SecretAccessKey}, nil
 }
 
@@ -151,6 +150,5 @@ func (h *Handler) revokeWorkerKey(ctx context.Context, _ *http.Request, args []s
 	if err != nil {
 		return 0, nil, err
 	}
-	h.log.Info("admin: revoked worker key", "access_key_id", k.AccessKeyID, "action_type", actiontypes.Key(k.ActionType).String(), "by", callerARN(ctx))
 	return http.StatusOK, WorkerKeyOutput{WorkerKey: workerKeyView(k)}, nil
 }

@@ -143,7 +143,7 @@ func (s *Service) Issue(ctx context.Context, typ store.ActionTypeKey, descriptio
 			return Issued{}, fmt.Errorf("workerkeys: storing a new key: %w", err)
 		}
 		s.forget(id)
-		s.log.Info("issued a worker key", "access_key_id", id, "action_type", scopeOf(typ).String())
+		s.log.Info("issued a worker key", "access_key_id", id, "action_type", scopeOf(typ).String(), "by", by(ctx))
 		return Issued{Key: public(k), SecretAccessKey: secret}, nil
 	}
 }
@@ -162,7 +162,7 @@ func (s *Service) Revoke(ctx context.Context, accessKeyID string) (store.WorkerK
 	if err != nil {
 		return store.WorkerKey{}, err
 	}
-	s.log.Info("revoked a worker key", "access_key_id", accessKeyID, "action_type", scopeOf(k.ActionType).String())
+	s.log.Info("revoked a worker key", "access_key_id", accessKeyID, "action_type", scopeOf(k.ActionType).String(), "by", by(ctx))
 	return public(k), nil
 }
 
@@ -249,6 +249,13 @@ func (s *Service) read(ctx context.Context, accessKeyID string) (cached, error) 
 		Principal:       s.principal(accessKeyID),
 		Scope:           scopeOf(k.ActionType),
 	}}, nil
+}
+
+// by is who made the request of ctx, for the audit log ("" when it was not
+// authenticated, as in tests and tools).
+func by(ctx context.Context) string {
+	c, _ := caller.From(ctx)
+	return c.ARN
 }
 
 // principal is the ARN a worker key's requests are made as.
