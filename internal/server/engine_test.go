@@ -23,7 +23,7 @@ var (
 	approval  = &types.ActionTypeId{Category: types.ActionCategoryApproval, Owner: types.ActionOwnerAws, Provider: aws.String("Manual"), Version: aws.String("1")}
 )
 
-func registerTestTypes(t *testing.T, c *codepipeline.Client) {
+func registerTestTypes(t testing.TB, c *codepipeline.Client) {
 	t.Helper()
 	ctx := context.Background()
 	for _, in := range []*codepipeline.CreateCustomActionTypeInput{

@@ -37,7 +37,7 @@ func typeKey(id *types.ActionTypeId) store.ActionTypeKey {
 
 // issueWorkerKey issues a key for typ on srv and returns it with a
 // CodePipeline client that signs with it.
-func issueWorkerKey(t *testing.T, srv *servertest.Instance, typ *types.ActionTypeId) (workerkeys.Issued, *codepipeline.Client) {
+func issueWorkerKey(t testing.TB, srv *servertest.Instance, typ *types.ActionTypeId) (workerkeys.Issued, *codepipeline.Client) {
 	t.Helper()
 	is, err := srv.WorkerKeys().Issue(context.Background(), typeKey(typ), "test worker for "+aws.ToString(typ.Provider))
 	if err != nil {
