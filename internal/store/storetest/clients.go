@@ -189,32 +189,11 @@ func testClientRevoke(t *testing.T, s *suite) {
 // active).
 func testClientConcurrentRevoke(t *testing.T, s *suite) {
 	a := s.open(t)
-	b := a
-	if s.h.Reopen != nil {
-		b = s.reopen(t, a)
-	}
 	mustCreateClient(t, a, newClient("c1", "app", "Deploy", "Ship"))
-	const n = 8
-	var (
-		wg   sync.WaitGroup
-		got  [n]store.ThirdPartyClient
-		errs [n]error
-	)
-	for i := range n {
-		st := []store.Store{a, b}[i%2]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got[i], errs[i] = st.RevokeClient(t.Context(), "c1")
-		}()
-	}
-	wg.Wait()
-	for i := range n {
-		noErr(t, fmt.Sprintf("concurrent RevokeClient %d", i), errs[i])
-		if got[i].Active() || !sameTime(got[i].Revoked, got[0].Revoked) {
-			t.Errorf("concurrent RevokeClient %d: Revoked = %v, want %v", i, got[i].Revoked, got[0].Revoked)
-		}
-	}
+	concurrentRevokes(t, s, a, "RevokeClient", func(st store.Store) (time.Time, error) {
+		c, err := st.RevokeClient(t.Context(), "c1")
+		return c.Revoked, err
+	})
 }
 
 func testClientList(t *testing.T, s *suite) {
