@@ -315,25 +315,15 @@ func (s *store) tempJSON(v any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	f, err := s.tempFile()
+	f, err := s.pending()
 	if err != nil {
 		return "", err
 	}
+	defer f.discard()
 	if _, err := f.Write(raw); err != nil {
-		f.Close()
-		os.Remove(f.Name())
 		return "", err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
+	return f.finish()
 }
 
 // setTags replaces the tag set of an object (nil or empty: none) and
