@@ -165,7 +165,8 @@ var templateRef = regexp.MustCompile(`\{Config:([^}]*)\}`)
 // model does not state (custom and third-party types alike): unique property
 // names; at most one queryable property, which is required, not secret and
 // of type String; minimum artifact counts not above maximums; URL templates
-// that are absolute http(s) URLs naming only declared properties. Errors are
+// that are absolute http(s) URLs naming only declared, non-secret
+// properties. Errors are
 // ValidationExceptions.
 func Validate(t *Type) error {
 	names := map[string]bool{}
@@ -207,6 +208,11 @@ func Validate(t *Type) error {
 		for _, m := range templateRef.FindAllStringSubmatch(tmpl, -1) {
 			if !names[m[1]] {
 				return wire.Errorf(wire.ErrValidation, "%s refers to {Config:%s}, which is not a configuration property of the action type", field, m[1])
+			}
+			// A URL is shown to anyone who may read the pipeline's state:
+			// a secret's value never goes in one.
+			if t.IsSecret(m[1]) {
+				return wire.Errorf(wire.ErrValidation, "%s refers to {Config:%s}, which is a secret configuration property: URLs may name only required, non-secret properties", field, m[1])
 			}
 		}
 		// Placeholders are filled in later; what remains must be an absolute http(s) URL.

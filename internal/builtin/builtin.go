@@ -30,7 +30,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/google/uuid"
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
 	"github.com/pipelined/pipelined/internal/engine"
@@ -239,7 +238,7 @@ func (r *Runner) work(ctx context.Context, key actiontypes.Key, run runFunc) {
 	for ctx.Err() == nil {
 		if free := cap(slots) - len(slots); free > 0 {
 			jobs, err := r.st.ClaimJobs(ctx, store.ActionTypeKey(key), nil, free,
-				func() string { return uuid.NewString() }, time.Now().Add(r.eng.AckTimeout()))
+				func(id string) (string, string) { return r.eng.Nonces().New(id, false) }, time.Now().Add(r.eng.AckTimeout()))
 			if err != nil && ctx.Err() == nil {
 				r.log.Warn("claim jobs", "type", engine.JobTypeKey(key), "err", err)
 			}

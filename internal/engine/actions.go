@@ -68,7 +68,7 @@ func (t *txn) startAction(x *Execution, st *StageRun, ad *wire.ActionDeclaration
 	}
 	slot.LastAction[ad.Name] = x.ID
 
-	resolved, err := resolveConfig(x, ad.Configuration)
+	resolved, err := resolveConfig(x, ad.Configuration, t.e.defs)
 	if err != nil {
 		run.Status, run.ErrorCode, run.ErrorMessage = StatusFailed, "ConfigurationError", err.Error()
 		st.Actions = append(st.Actions, run)
@@ -108,10 +108,21 @@ func (t *txn) setTimer(id string, due time.Time, p TimerPayload) error {
 // varRef matches #{namespace.Variable} references.
 var varRef = regexp.MustCompile(`#\{([A-Za-z0-9@\-_]+)\.([A-Za-z0-9@\-_.]+)\}`)
 
+// secretCodec opens and seals the secret configuration values of a
+// pipeline (the pipelines service does, under the master key).
+type secretCodec interface {
+	IsSecret(value string) bool
+	OpenSecret(pipeline, value string) (string, error)
+	SealSecret(pipeline, value string) string
+}
+
 // resolveConfig replaces variable references in configuration values:
 // #{codepipeline.PipelineExecutionId}, #{variables.NAME} (pipeline
 // variables) and #{namespace.Var} (output variables of earlier actions).
-func resolveConfig(x *Execution, cfg map[string]string) (map[string]string, error) {
+// A secret value is resolved too: opened, resolved, and sealed again, so
+// that what it resolves to is as secret as the value (masked wherever the
+// sealed value is, handed in clear only to the job's worker).
+func resolveConfig(x *Execution, cfg map[string]string, sc secretCodec) (map[string]string, error) {
 	if len(cfg) == 0 {
 		return nil, nil
 	}
@@ -123,6 +134,18 @@ func resolveConfig(x *Execution, cfg map[string]string) (map[string]string, erro
 	sort.Strings(keys) // the first unresolvable reference reported is deterministic
 	for _, k := range keys {
 		v := cfg[k]
+		secret := sc.IsSecret(v)
+		if secret {
+			clear, err := sc.OpenSecret(x.Pipeline, v)
+			if err != nil {
+				return nil, fmt.Errorf("Cannot open the secret configuration '%s': %w", k, err)
+			}
+			if !varRef.MatchString(clear) {
+				out[k] = v // nothing to resolve: keep the sealed value as it is
+				continue
+			}
+			v = clear
+		}
 		var missing string
 		out[k] = varRef.ReplaceAllStringFunc(v, func(ref string) string {
 			m := varRef.FindStringSubmatch(ref)
@@ -136,6 +159,9 @@ func resolveConfig(x *Execution, cfg map[string]string) (map[string]string, erro
 		})
 		if missing != "" {
 			return nil, fmt.Errorf("Unable to resolve the variable reference %s in the configuration '%s': no such variable has been produced", missing, k)
+		}
+		if secret {
+			out[k] = sc.SealSecret(x.Pipeline, out[k])
 		}
 	}
 	return out, nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
+	"github.com/pipelined/pipelined/internal/jobnonce"
 	"github.com/pipelined/pipelined/internal/store"
 	"github.com/pipelined/pipelined/internal/wire"
 )
@@ -31,6 +32,13 @@ type Definitions interface {
 	Builtin(k actiontypes.Key) *actiontypes.Type
 	// PipelineARN is the ARN of a pipeline.
 	PipelineARN(name string) string
+	// IsSecret reports whether a configuration value is a sealed secret;
+	// OpenSecret opens one of a pipeline and SealSecret seals a value for
+	// it (variables in secret values are resolved in clear, then sealed
+	// again).
+	IsSecret(value string) bool
+	OpenSecret(pipeline, value string) (string, error)
+	SealSecret(pipeline, value string) string
 }
 
 // Config configures an Engine.
@@ -46,10 +54,14 @@ type Config struct {
 	DefaultApprovalTimeout time.Duration
 	Now                    func() time.Time
 	Logger                 *slog.Logger
+	// Nonces makes and checks job nonces (default: under a random key,
+	// for engines whose jobs do not outlive the process).
+	Nonces *jobnonce.Keeper
 }
 
 // Engine runs pipeline executions.
 type Engine struct {
+	nonces  *jobnonce.Keeper
 	store   store.Store
 	defs    Definitions
 	ack     time.Duration
@@ -122,6 +134,9 @@ func New(c Config) *Engine {
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
+	if e.nonces = c.Nonces; e.nonces == nil {
+		e.nonces = jobnonce.NewRandom()
+	}
 	e.byType, e.byOwner = map[actiontypes.Key]Executor{}, map[string]Executor{}
 	e.RegisterExecutor(actiontypes.Key{Category: "Approval", Owner: "AWS", Provider: "Manual", Version: "1"}, approvalExecutor{defaultTimeout: e.apprTO})
 	jobs := jobExecutor{}
@@ -129,6 +144,10 @@ func New(c Config) *Engine {
 	e.RegisterOwnerExecutor("ThirdParty", jobs)
 	return e
 }
+
+// Nonces makes and checks the nonces of the engine's jobs: what a claim
+// hands a worker (ClaimJobs's newNonce) and what Acknowledge checks.
+func (e *Engine) Nonces() *jobnonce.Keeper { return e.nonces }
 
 // AckTimeout is how long a dispatched job waits for its acknowledgement.
 func (e *Engine) AckTimeout() time.Duration { return e.ack }

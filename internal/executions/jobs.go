@@ -6,8 +6,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/pipelined/pipelined/internal/actiontypes"
 	"github.com/pipelined/pipelined/internal/engine"
 	"github.com/pipelined/pipelined/internal/store"
@@ -92,8 +90,11 @@ func (s *Service) claim(ctx context.Context, key actiontypes.Key, query *string,
 	typeKey := engine.JobTypeKey(key)
 	for {
 		wt := s.wake.wait(typeKey)
+		// Third-party jobs' nonces are kept revealable:
+		// GetThirdPartyJobDetails hands them out again (jobnonce).
+		revealable := key.Owner == thirdPartyOwner
 		jobs, err := s.store.ClaimJobs(ctx, store.ActionTypeKey(key), query, max,
-			func() string { return uuid.NewString() }, time.Now().Add(s.engine.AckTimeout()))
+			func(id string) (string, string) { return s.engine.Nonces().New(id, revealable) }, time.Now().Add(s.engine.AckTimeout()))
 		if err != nil || len(jobs) > 0 {
 			s.wake.done(wt)
 			s.index.add(jobs)

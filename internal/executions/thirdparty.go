@@ -31,6 +31,7 @@ import (
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
 	"github.com/pipelined/pipelined/internal/engine"
+	"github.com/pipelined/pipelined/internal/jobnonce"
 	"github.com/pipelined/pipelined/internal/store"
 	"github.com/pipelined/pipelined/internal/wire"
 )
@@ -223,13 +224,32 @@ func (s *Service) GetThirdPartyJobDetails(ctx context.Context, in *wire.GetThird
 	if err := s.addArtifactCredentials(ctx, j, data); err != nil {
 		return nil, err
 	}
+	nonce, err := s.revealNonce(j)
+	if err != nil {
+		return nil, err
+	}
 	td := wire.ThirdPartyJobData(*data)
 	if pc := td.PipelineContext; pc != nil {
 		c := *pc
 		c.PipelineArn, c.PipelineExecutionId = "", ""
 		td.PipelineContext = &c
 	}
-	return &wire.GetThirdPartyJobDetailsOutput{JobDetails: &wire.ThirdPartyJobDetails{Id: j.ID, Data: &td, Nonce: j.Nonce}}, nil
+	return &wire.GetThirdPartyJobDetailsOutput{JobDetails: &wire.ThirdPartyJobDetails{Id: j.ID, Data: &td, Nonce: nonce}}, nil
+}
+
+// revealNonce returns the current nonce of a third-party job ("" when it
+// has none: it is queued, or was dispatched by a version that kept no
+// sealed copy, in which case the partner acknowledges with the nonce it
+// already has).
+func (s *Service) revealNonce(j store.Job) (string, error) {
+	if j.NonceHash == "" {
+		return "", nil
+	}
+	nonce, err := s.engine.Nonces().Reveal(j.ID, j.NonceHash)
+	if errors.Is(err, jobnonce.ErrNotRevealable) {
+		return "", nil
+	}
+	return nonce, err
 }
 
 // AcknowledgeThirdPartyJob confirms that the client took the job.

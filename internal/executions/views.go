@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 
+	"github.com/pipelined/pipelined/internal/actiontypes"
 	"github.com/pipelined/pipelined/internal/engine"
 	"github.com/pipelined/pipelined/internal/store"
 	"github.com/pipelined/pipelined/internal/wire"
@@ -23,6 +24,7 @@ func (s *Service) GetPipelineState(ctx context.Context, in *wire.GetPipelineStat
 		Created: wire.TimeOf(snap.Record.Created), Updated: wire.TimeOf(snap.Record.Updated),
 		StageStates: make([]wire.StageState, 0, len(snap.Declaration.Stages)),
 	}
+	types := s.typeCache(ctx)
 	for _, sd := range snap.Declaration.Stages {
 		slot := snap.Runtime.Stages[sd.Name]
 		if slot == nil {
@@ -61,12 +63,15 @@ func (s *Service) GetPipelineState(ctx context.Context, in *wire.GetPipelineStat
 		}
 		for _, ad := range sd.Actions {
 			as := wire.ActionState{ActionName: ad.Name}
-			if run := shownRun(snap, slot, sd.Name, ad.Name); run != nil {
-				as.LatestExecution = s.actionExecution(run)
+			typ := types.of(ad.ActionTypeId)
+			run := shownRun(snap, slot, sd.Name, ad.Name)
+			if run != nil {
+				as.LatestExecution = s.actionExecution(typ, run)
 				if run.Revision != "" {
 					as.CurrentRevision = &wire.ActionRevision{RevisionId: run.Revision, RevisionChangeId: run.Revision, Created: wire.TimeOf(run.LastChange)}
 				}
 			}
+			actionURLs(&as, typ, &ad, run)
 			ss.ActionStates = append(ss.ActionStates, as)
 		}
 		out.StageStates = append(out.StageStates, ss)
@@ -118,11 +123,11 @@ func findRun(st *engine.StageRun, action string) *engine.ActionRun {
 
 // actionExecution is GetPipelineState's view of an action attempt. The
 // approval token is shown only while the approval is pending.
-func (s *Service) actionExecution(run *engine.ActionRun) *wire.ActionExecution {
+func (s *Service) actionExecution(typ *actiontypes.Type, run *engine.ActionRun) *wire.ActionExecution {
 	ae := &wire.ActionExecution{
 		ActionExecutionId: run.ExecutionID, Status: wire.ActionExecutionStatus(run.Status), Summary: run.Summary,
 		LastStatusChange: wire.TimeOf(run.LastChange), LastUpdatedBy: run.UpdatedBy,
-		ExternalExecutionId: run.ExternalID, ExternalExecutionUrl: run.ExternalURL, PercentComplete: run.Percent,
+		ExternalExecutionId: run.ExternalID, ExternalExecutionUrl: executionURL(typ, run), PercentComplete: run.Percent,
 	}
 	if run.Status == engine.StatusInProgress {
 		ae.Token = run.Token
@@ -302,12 +307,13 @@ func (s *Service) ListActionExecutions(ctx context.Context, in *wire.ListActionE
 	}
 	sort.SliceStable(runs, func(i, j int) bool { return runs[i].run.Started.After(runs[j].run.Started) })
 	out := &wire.ListActionExecutionsOutput{ActionExecutionDetails: []wire.ActionExecutionDetail{}}
+	types := s.typeCache(ctx)
 	for i := int(skip); i < len(runs); i++ {
 		if len(out.ActionExecutionDetails) == limit {
 			out.NextToken = encodeToken("actions", int64(i))
 			break
 		}
-		out.ActionExecutionDetails = append(out.ActionExecutionDetails, s.actionDetail(decl, runs[i].x, &runs[i].run))
+		out.ActionExecutionDetails = append(out.ActionExecutionDetails, s.actionDetail(types, decl, runs[i].x, &runs[i].run))
 	}
 	return out, nil
 }
@@ -317,7 +323,7 @@ type actionRunOf struct {
 	run engine.ActionRun
 }
 
-func (s *Service) actionDetail(decl *wire.PipelineDeclaration, x *engine.Execution, run *engine.ActionRun) wire.ActionExecutionDetail {
+func (s *Service) actionDetail(types *typeCache, decl *wire.PipelineDeclaration, x *engine.Execution, run *engine.ActionRun) wire.ActionExecutionDetail {
 	d := wire.ActionExecutionDetail{
 		PipelineExecutionId: x.ID, ActionExecutionId: run.ExecutionID, PipelineVersion: wire.Ptr(x.PipelineVersion),
 		StageName: run.Stage, ActionName: run.Name, StartTime: wire.TimeOf(run.Started), LastUpdateTime: wire.TimeOf(run.LastChange),
@@ -327,7 +333,7 @@ func (s *Service) actionDetail(decl *wire.PipelineDeclaration, x *engine.Executi
 			Namespace: run.Namespace,
 		},
 		Output: &wire.ActionExecutionOutput{
-			ExecutionResult: &wire.ActionExecutionResult{ExternalExecutionId: run.ExternalID, ExternalExecutionSummary: run.Summary, ExternalExecutionUrl: run.ExternalURL},
+			ExecutionResult: &wire.ActionExecutionResult{ExternalExecutionId: run.ExternalID, ExternalExecutionSummary: run.Summary},
 			OutputVariables: run.OutputVariables,
 		},
 	}
@@ -336,6 +342,9 @@ func (s *Service) actionDetail(decl *wire.PipelineDeclaration, x *engine.Executi
 	}
 	if ad := findDeclared(decl, run.Stage, run.Name); ad != nil {
 		d.Input.ActionTypeId, d.Input.RoleArn, d.Input.Region = ad.ActionTypeId, ad.RoleArn, ad.Region
+		d.Output.ExecutionResult.ExternalExecutionUrl = executionURL(types.of(ad.ActionTypeId), run)
+	} else {
+		d.Output.ExecutionResult.ExternalExecutionUrl = run.ExternalURL
 	}
 	for _, name := range run.Inputs {
 		d.Input.InputArtifacts = append(d.Input.InputArtifacts, artifactDetail(x, name))

@@ -89,6 +89,16 @@ func (s *Service) OpenSecret(pipeline, value string) (string, error) {
 	return s.sealer.Open(value, sealContext(pipeline))
 }
 
+// SealSecret seals a clear value as a secret configuration value of the
+// named pipeline (the engine re-seals a secret value after resolving its
+// variables).
+func (s *Service) SealSecret(pipeline, value string) string {
+	return s.sealer.Seal(value, sealContext(pipeline))
+}
+
+// IsSecret reports whether a configuration value is a sealed secret.
+func (s *Service) IsSecret(value string) bool { return secrets.IsSealed(value) }
+
 // MaskSecrets returns cfg with every sealed value replaced by SecretMask.
 func (s *Service) MaskSecrets(cfg map[string]string) map[string]string {
 	if len(cfg) == 0 {

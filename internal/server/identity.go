@@ -85,7 +85,7 @@ func (s *Server) setupIdentity(ctx context.Context, sealer *secrets.Sealer, svc 
 	}
 	ids := identity.New(identity.Config{
 		Store: s.store, Signer: iss, Issuer: s.PublicURL, AccountID: s.cfg.AccountID, Region: s.cfg.Region,
-		PipelineARN: svc.PipelineARN, TokenTTL: ttl, Now: now,
+		PipelineARN: svc.PipelineARN, TokenTTL: ttl, Now: now, Nonces: s.engine.Nonces(),
 	})
 	api := oidcapi.New(oidcapi.Config{
 		Identity: ids, AccountID: s.cfg.AccountID, Logger: s.log, Registerer: reg,

@@ -28,6 +28,7 @@ import (
 	"github.com/pipelined/pipelined/internal/credentials"
 	"github.com/pipelined/pipelined/internal/engine"
 	"github.com/pipelined/pipelined/internal/executions"
+	"github.com/pipelined/pipelined/internal/jobnonce"
 	"github.com/pipelined/pipelined/internal/oidcapi"
 	"github.com/pipelined/pipelined/internal/pipelines"
 	"github.com/pipelined/pipelined/internal/s3api"
@@ -168,6 +169,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	nonces, err := jobnonce.New(key)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := hashLegacyNonces(ctx, st, nonces, log); err != nil {
+		st.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
@@ -194,6 +204,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.engine = engine.New(engine.Config{
 		Store: st, Definitions: svc, Logger: log,
 		AckTimeout: cfg.JobAckTimeout, DefaultApprovalTimeout: cfg.ApprovalTimeout, DefaultJobTimeout: cfg.JobTimeout,
+		Nonces: nonces,
 	})
 	// Built-in S3 actions become jobs, run by the workers of internal/builtin.
 	for _, k := range builtin.Keys() {

@@ -131,7 +131,16 @@ type Job struct {
 	// statuses (InProgress, Succeeded, Failed, TimedOut), which the store
 	// does not interpret.
 	Status string
-	Nonce  string
+	// NonceHash is what the store keeps of the job's current nonce: an
+	// opaque string the caller derives from it (a keyed hash, and where a
+	// protocol must hand the nonce out again, a sealed copy; see
+	// internal/jobnonce), "" when the job has none. The store never keeps
+	// the nonce itself: it is the bearer credential of the job's worker.
+	NonceHash string
+	// Nonce is the job's current nonce in clear. Only the jobs ClaimJobs
+	// returns carry it (for the worker they are handed to); PutJob ignores
+	// it and reads leave it empty.
+	Nonce string
 	// Deadline: for a dispatched job, when it returns to the queue if not
 	// acknowledged; otherwise the engine's.
 	Deadline time.Time
@@ -250,12 +259,21 @@ type Store interface {
 	// ClaimJobs dispatches up to max jobs of an action type, oldest first:
 	// jobs that are JobQueued, or JobDispatched whose Deadline has passed
 	// (not acknowledged in time). Each claimed job becomes JobDispatched
-	// with a fresh nonce from newNonce and Deadline ackDeadline. queryValue,
+	// with Deadline ackDeadline and a fresh nonce from newNonce, called
+	// once per claimed job with its ID: the returned job carries the clear
+	// nonce in Nonce, the store keeps only hash (NonceHash). queryValue,
 	// when non-nil, must equal the job's QueryValue. Two concurrent
 	// claimers, also on different replicas, never get the same job.
-	ClaimJobs(ctx context.Context, key ActionTypeKey, queryValue *string, max int, newNonce func() string, ackDeadline time.Time) ([]Job, error)
+	ClaimJobs(ctx context.Context, key ActionTypeKey, queryValue *string, max int, newNonce func(jobID string) (nonce, hash string), ackDeadline time.Time) ([]Job, error)
 	// GetJob reads a job by ID (ErrNotFound).
 	GetJob(ctx context.Context, id string) (Job, error)
+	// HashLegacyNonces replaces the clear nonces that stores before
+	// schema version 6 kept (migration 00006 leaves them in place: a
+	// keyed hash needs the master key, which SQL does not have) with
+	// hash(job, nonce) as the job's NonceHash, and clears them. It
+	// returns how many it replaced; once none is left it finds none
+	// quickly. Safe to run on several replicas at once.
+	HashLegacyNonces(ctx context.Context, hash func(j Job, nonce string) string) (int, error)
 
 	// Enqueue adds an item to a queue and returns its id.
 	Enqueue(ctx context.Context, queue string, payload []byte) (int64, error)

@@ -58,7 +58,7 @@ func (s *AcknowledgeJobInput) Validate(v *Validator, path string) {
 	if s.Nonce == "" {
 		v.Missing(v.Join(path, "nonce"))
 	} else {
-		v.Length(v.Join(path, "nonce"), false, s.Nonce, 1, 50)
+		v.Length(v.Join(path, "nonce"), true, s.Nonce, 1, 50)
 	}
 }
 
@@ -70,7 +70,7 @@ func (s *AcknowledgeThirdPartyJobInput) Validate(v *Validator, path string) {
 	if s.ClientToken == "" {
 		v.Missing(v.Join(path, "clientToken"))
 	} else {
-		v.Length(v.Join(path, "clientToken"), false, s.ClientToken, 1, 256)
+		v.Length(v.Join(path, "clientToken"), true, s.ClientToken, 1, 256)
 	}
 	if s.JobId == "" {
 		v.Missing(v.Join(path, "jobId"))
@@ -80,7 +80,7 @@ func (s *AcknowledgeThirdPartyJobInput) Validate(v *Validator, path string) {
 	if s.Nonce == "" {
 		v.Missing(v.Join(path, "nonce"))
 	} else {
-		v.Length(v.Join(path, "nonce"), false, s.Nonce, 1, 50)
+		v.Length(v.Join(path, "nonce"), true, s.Nonce, 1, 50)
 	}
 }
 
@@ -135,7 +135,7 @@ func (s *ActionDeclaration) Validate(v *Validator, path string) {
 				v.Length(v.MapKey(v.Join(path, "configuration"), k0), false, k0, 1, 50)
 			}
 			if s.Configuration[k0] != "" {
-				v.Length(v.MapValue(v.Join(path, "configuration"), k0), false, s.Configuration[k0], 1, 1000)
+				v.Length(v.MapValue(v.Join(path, "configuration"), k0), true, s.Configuration[k0], 1, 1000)
 			}
 		}
 	}
@@ -944,7 +944,7 @@ func (s *GetThirdPartyJobDetailsInput) Validate(v *Validator, path string) {
 	if s.ClientToken == "" {
 		v.Missing(v.Join(path, "clientToken"))
 	} else {
-		v.Length(v.Join(path, "clientToken"), false, s.ClientToken, 1, 256)
+		v.Length(v.Join(path, "clientToken"), true, s.ClientToken, 1, 256)
 	}
 	if s.JobId == "" {
 		v.Missing(v.Join(path, "jobId"))
@@ -1655,7 +1655,7 @@ func (s *PutThirdPartyJobFailureResultInput) Validate(v *Validator, path string)
 	if s.ClientToken == "" {
 		v.Missing(v.Join(path, "clientToken"))
 	} else {
-		v.Length(v.Join(path, "clientToken"), false, s.ClientToken, 1, 256)
+		v.Length(v.Join(path, "clientToken"), true, s.ClientToken, 1, 256)
 	}
 	if s.FailureDetails == nil {
 		v.Missing(v.Join(path, "failureDetails"))
@@ -1677,7 +1677,7 @@ func (s *PutThirdPartyJobSuccessResultInput) Validate(v *Validator, path string)
 	if s.ClientToken == "" {
 		v.Missing(v.Join(path, "clientToken"))
 	} else {
-		v.Length(v.Join(path, "clientToken"), false, s.ClientToken, 1, 256)
+		v.Length(v.Join(path, "clientToken"), true, s.ClientToken, 1, 256)
 	}
 	if s.ContinuationToken != "" {
 		v.Length(v.Join(path, "continuationToken"), false, s.ContinuationToken, 1, 2048)
@@ -2114,7 +2114,7 @@ func (s *WebhookAuthConfiguration) Validate(v *Validator, path string) {
 		v.Length(v.Join(path, "AllowedIPRange"), false, s.AllowedIPRange, 1, 100)
 	}
 	if s.SecretToken != "" {
-		v.Length(v.Join(path, "SecretToken"), false, s.SecretToken, 1, 100)
+		v.Length(v.Join(path, "SecretToken"), true, s.SecretToken, 1, 100)
 	}
 }
 

@@ -187,9 +187,14 @@ func (v *Validator) add(path string, present bool, value, constraint string) {
 	v.errs = append(v.errs, fmt.Sprintf("Value %s at '%s' failed to satisfy constraint: %s", value, path, constraint))
 }
 
+// Mask is what a validation message shows instead of the value of a
+// sensitive member or a credential: the value never appears in a response
+// or a log line.
+const Mask = "'****'"
+
 func shown(sensitive bool, s string) string {
 	if sensitive {
-		return "" // the value of a sensitive member never appears in a message
+		return Mask
 	}
 	return "'" + s + "'"
 }

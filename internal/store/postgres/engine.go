@@ -19,8 +19,11 @@ var errTxDone = errors.New("pipeline transaction used after InPipeline returned"
 
 const (
 	executionCols = `seq, id, pipeline, status, active, client_token, created, updated, doc`
-	jobCols       = `id, category, owner, provider, version, query_value, pipeline, execution_id,
-		status, nonce, deadline, created, updated, doc`
+	// jobCols: nonce_hash, never the nonce (the legacy nonce column holds
+	// only the clear nonces of rows from before migration 00006, until
+	// HashLegacyNonces hashes them).
+	jobCols = `id, category, owner, provider, version, query_value, pipeline, execution_id,
+		status, nonce_hash, deadline, created, updated, doc`
 	qExecution = `SELECT ` + executionCols + ` FROM executions WHERE id = $1 AND pipeline = $2`
 	qJob       = `SELECT ` + jobCols + ` FROM jobs WHERE id = $1`
 
@@ -254,12 +257,12 @@ func (p *pipelineTx) PutJob(j store.Job) error {
 		ON CONFLICT (id) DO UPDATE SET
 			category = excluded.category, owner = excluded.owner, provider = excluded.provider,
 			version = excluded.version, query_value = excluded.query_value,
-			execution_id = excluded.execution_id, status = excluded.status, nonce = excluded.nonce,
-			deadline = excluded.deadline, created = excluded.created, updated = excluded.updated,
+			execution_id = excluded.execution_id, status = excluded.status, nonce_hash = excluded.nonce_hash,
+			nonce = '', deadline = excluded.deadline, created = excluded.created, updated = excluded.updated,
 			doc = excluded.doc
 		WHERE jobs.pipeline = excluded.pipeline`,
 		j.ID, j.ActionType.Category, j.ActionType.Owner, j.ActionType.Provider, j.ActionType.Version,
-		j.QueryValue, p.pipeline, j.ExecutionID, j.Status, j.Nonce,
+		j.QueryValue, p.pipeline, j.ExecutionID, j.Status, j.NonceHash,
 		ms(j.Deadline), ms(j.Created), ms(j.Updated), blob(j.Doc))
 	err = mapErr(err)
 	if err == nil && tag.RowsAffected() == 0 {
@@ -373,12 +376,12 @@ func (s *Store) DueTimers(ctx context.Context, now time.Time, limit int) ([]stor
 // rows (concurrent claimers, on any replica, pass over the rows another one
 // holds instead of waiting; a row another claimer dispatched and committed
 // meanwhile fails the re-check of the WHERE and is dropped), then one
-// UPDATE gives each its nonce. A claimer may get fewer than max jobs while
+// UPDATE gives each its nonce hash. A claimer may get fewer than max jobs while
 // others claim; the rest are there for the next call.
 //
 // A dispatched job's Deadline is compared with this process's clock, the
 // clock the engine set it by (not the database's); Updated becomes now.
-func (s *Store) ClaimJobs(ctx context.Context, key store.ActionTypeKey, queryValue *string, max int, newNonce func() string, ackDeadline time.Time) ([]store.Job, error) {
+func (s *Store) ClaimJobs(ctx context.Context, key store.ActionTypeKey, queryValue *string, max int, newNonce func(jobID string) (nonce, hash string), ackDeadline time.Time) ([]store.Job, error) {
 	if max <= 0 {
 		return nil, nil
 	}
@@ -405,16 +408,17 @@ func (s *Store) ClaimJobs(ctx context.Context, key store.ActionTypeKey, queryVal
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		nonces := make([]string, len(ids))
-		for i := range ids {
-			nonces[i] = newNonce()
+		clear := make([]string, len(ids))
+		hashes := make([]string, len(ids))
+		for i, id := range ids {
+			clear[i], hashes[i] = newNonce(id)
 		}
 		rows, err = tx.Query(ctx, `UPDATE jobs j
-			SET status = '`+store.JobDispatched+`', nonce = u.claimed_nonce, deadline = $3, updated = $4
-			FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u (claimed_id, claimed_nonce, ord)
+			SET status = '`+store.JobDispatched+`', nonce_hash = u.claimed_hash, nonce = '', deadline = $3, updated = $4
+			FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u (claimed_id, claimed_hash, ord)
 			WHERE j.id = u.claimed_id
 			RETURNING u.ord, `+jobCols,
-			ids, nonces, ms(ackDeadline), t)
+			ids, hashes, ms(ackDeadline), t)
 		if err != nil {
 			return err
 		}
@@ -426,7 +430,7 @@ func (s *Store) ClaimJobs(ctx context.Context, key store.ActionTypeKey, queryVal
 			var c claimed
 			j := &c.job
 			err := row.Scan(&c.ord, &j.ID, &j.ActionType.Category, &j.ActionType.Owner, &j.ActionType.Provider,
-				&j.ActionType.Version, &j.QueryValue, &j.Pipeline, &j.ExecutionID, &j.Status, &j.Nonce,
+				&j.ActionType.Version, &j.QueryValue, &j.Pipeline, &j.ExecutionID, &j.Status, &j.NonceHash,
 				&j.Deadline, &j.Created, &j.Updated, &j.Doc)
 			j.Deadline, j.Created, j.Updated = utc(j.Deadline), utc(j.Created), utc(j.Updated)
 			return c, err
@@ -439,6 +443,7 @@ func (s *Store) ClaimJobs(ctx context.Context, key store.ActionTypeKey, queryVal
 		jobs = make([]store.Job, len(got))
 		for i, c := range got {
 			jobs[i] = c.job
+			jobs[i].Nonce = clear[c.ord-1] // ord counts from 1
 		}
 		return nil
 	})
@@ -446,6 +451,62 @@ func (s *Store) ClaimJobs(ctx context.Context, key store.ActionTypeKey, queryVal
 		return nil, fmt.Errorf("postgres: claim jobs of %s: %w", store.ActionTypeResource(key), mapErr(err))
 	}
 	return jobs, nil
+}
+
+// legacyNonceBatch is how many legacy nonces one transaction of
+// HashLegacyNonces replaces.
+const legacyNonceBatch = 100
+
+// HashLegacyNonces replaces the clear nonces rows from before migration
+// 00006 hold, a batch per transaction. Replicas starting together skip
+// each other's locked rows; each update is conditional on the row still
+// holding the nonce that was hashed.
+func (s *Store) HashLegacyNonces(ctx context.Context, hash func(j store.Job, nonce string) string) (int, error) {
+	total := 0
+	for {
+		replaced, last := 0, false
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			replaced, last = 0, false
+			rows, err := tx.Query(ctx, `SELECT nonce, `+jobCols+` FROM jobs WHERE nonce <> ''
+				ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, legacyNonceBatch)
+			if err != nil {
+				return err
+			}
+			type legacy struct {
+				job   store.Job
+				nonce string
+			}
+			found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (legacy, error) {
+				var l legacy
+				j := &l.job
+				err := row.Scan(&l.nonce, &j.ID, &j.ActionType.Category, &j.ActionType.Owner, &j.ActionType.Provider,
+					&j.ActionType.Version, &j.QueryValue, &j.Pipeline, &j.ExecutionID, &j.Status, &j.NonceHash,
+					&j.Deadline, &j.Created, &j.Updated, &j.Doc)
+				j.Deadline, j.Created, j.Updated = utc(j.Deadline), utc(j.Created), utc(j.Updated)
+				return l, err
+			})
+			if err != nil {
+				return err
+			}
+			for _, l := range found {
+				tag, err := tx.Exec(ctx, `UPDATE jobs SET nonce_hash = $1, nonce = '' WHERE id = $2 AND nonce = $3`,
+					hash(l.job, l.nonce), l.job.ID, l.nonce)
+				if err != nil {
+					return err
+				}
+				replaced += int(tag.RowsAffected())
+			}
+			last = len(found) < legacyNonceBatch
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("postgres: hash legacy job nonces: %w", mapErr(err))
+		}
+		total += replaced
+		if last {
+			return total, nil
+		}
+	}
 }
 
 // GetJob reads a job by ID.
@@ -493,7 +554,7 @@ func collectExecutions(rows pgx.Rows, err error) ([]store.Execution, error) {
 func scanJob(row pgx.Row) (store.Job, error) {
 	var j store.Job
 	if err := row.Scan(&j.ID, &j.ActionType.Category, &j.ActionType.Owner, &j.ActionType.Provider,
-		&j.ActionType.Version, &j.QueryValue, &j.Pipeline, &j.ExecutionID, &j.Status, &j.Nonce,
+		&j.ActionType.Version, &j.QueryValue, &j.Pipeline, &j.ExecutionID, &j.Status, &j.NonceHash,
 		&j.Deadline, &j.Created, &j.Updated, &j.Doc); err != nil {
 		return store.Job{}, err
 	}

@@ -49,6 +49,11 @@ func TestConformance(t *testing.T) {
 			}
 			return openOn(t, dsn.(string))
 		},
+		LegacyNonce: func(t *testing.T, s store.Store, jobID, nonce string) {
+			if _, err := s.(*Store).pool.Exec(t.Context(), `UPDATE jobs SET nonce = $1, nonce_hash = '' WHERE id = $2`, nonce, jobID); err != nil {
+				t.Fatal(err)
+			}
+		},
 	})
 }
 

@@ -198,7 +198,7 @@ func (p *pipelineTx) PutJob(j store.Job) error {
 		return err
 	}
 	res, err := p.w.exec(qJobPut, j.ID, j.ActionType.Category, j.ActionType.Owner, j.ActionType.Provider,
-		j.ActionType.Version, j.QueryValue, p.pipeline, j.ExecutionID, j.Status, j.Nonce,
+		j.ActionType.Version, j.QueryValue, p.pipeline, j.ExecutionID, j.Status, j.NonceHash,
 		toMillis(j.Deadline), toMillis(j.Created), toMillis(j.Updated), blob(j.Doc))
 	if err == nil {
 		var n int64
@@ -322,10 +322,10 @@ func (s *Store) DueTimers(ctx context.Context, now time.Time, limit int) ([]stor
 // first, in one write transaction: SQLite runs one at a time (across
 // handles and processes too), so no two claimers get the same job. One
 // statement selects them on the jobs_claim index, one dispatches them all,
-// each with its nonce (newNonce is called for each selected job). A
+// each with its nonce hash (newNonce is called for each selected job). A
 // dispatched job's Deadline is compared with this process's clock, the
 // clock the engine set it by; Updated becomes now.
-func (s *Store) ClaimJobs(ctx context.Context, key store.ActionTypeKey, queryValue *string, max int, newNonce func() string, ackDeadline time.Time) ([]store.Job, error) {
+func (s *Store) ClaimJobs(ctx context.Context, key store.ActionTypeKey, queryValue *string, max int, newNonce func(jobID string) (nonce, hash string), ackDeadline time.Time) ([]store.Job, error) {
 	if max <= 0 {
 		return nil, nil
 	}
@@ -349,14 +349,21 @@ func (s *Store) ClaimJobs(ctx context.Context, key store.ActionTypeKey, queryVal
 		if err != nil {
 			return err
 		}
-		var rowids []int64
+		var (
+			rowids []int64
+			jobIDs []string
+		)
 		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
+			var (
+				rowid int64
+				id    string
+			)
+			if err := rows.Scan(&rowid, &id); err != nil {
 				rows.Close()
 				return err
 			}
-			rowids = append(rowids, id)
+			rowids = append(rowids, rowid)
+			jobIDs = append(jobIDs, id)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -366,12 +373,15 @@ func (s *Store) ClaimJobs(ctx context.Context, key store.ActionTypeKey, queryVal
 			return nil
 		}
 		order := make(map[int64]int, len(rowids))
-		nonces := make(map[string]string, len(rowids))
+		hashes := make(map[string]string, len(rowids))
+		clear := make([]string, len(rowids))
 		for i, id := range rowids {
 			order[id] = i
-			nonces[strconv.FormatInt(id, 10)] = newNonce()
+			var hash string
+			clear[i], hash = newNonce(jobIDs[i])
+			hashes[strconv.FormatInt(id, 10)] = hash
 		}
-		arg, err := json.Marshal(nonces)
+		arg, err := json.Marshal(hashes)
 		if err != nil {
 			return err
 		}
@@ -389,6 +399,7 @@ func (s *Store) ClaimJobs(ctx context.Context, key store.ActionTypeKey, queryVal
 			if err != nil {
 				return err
 			}
+			j.Nonce = clear[order[rowid]]
 			jobs[order[rowid]] = j
 			n++
 		}
@@ -404,6 +415,64 @@ func (s *Store) ClaimJobs(ctx context.Context, key store.ActionTypeKey, queryVal
 		return nil, fmt.Errorf("sqlite: claim jobs of %s: %w", store.ActionTypeResource(key), err)
 	}
 	return jobs, nil
+}
+
+// legacyNonceBatch is how many legacy nonces one write transaction of
+// HashLegacyNonces replaces.
+const legacyNonceBatch = 100
+
+// HashLegacyNonces replaces the clear nonces rows from before migration
+// 00006 hold, a batch per write transaction. Each update is conditional on
+// the row still holding the nonce that was hashed.
+func (s *Store) HashLegacyNonces(ctx context.Context, hash func(j store.Job, nonce string) string) (int, error) {
+	total := 0
+	for {
+		replaced, last := 0, false
+		err := s.write(ctx, func(w *wtx) error {
+			replaced, last = 0, false
+			rows, err := w.query(qJobsLegacyNonces, legacyNonceBatch)
+			if err != nil {
+				return err
+			}
+			type legacy struct {
+				job   store.Job
+				nonce string
+			}
+			var found []legacy
+			for rows.Next() {
+				var l legacy
+				if l.job, err = scanJob(rows, &l.nonce); err != nil {
+					rows.Close()
+					return err
+				}
+				found = append(found, l)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			for _, l := range found {
+				res, err := w.exec(qJobLegacyNonceHash, hash(l.job, l.nonce), l.job.ID, l.nonce)
+				if err != nil {
+					return err
+				}
+				n, err := rowsAffected(res)
+				if err != nil {
+					return err
+				}
+				replaced += int(n)
+			}
+			last = len(found) < legacyNonceBatch
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("sqlite: hash legacy job nonces: %w", err)
+		}
+		total += replaced
+		if last {
+			return total, nil
+		}
+	}
 }
 
 // GetJob reads a job by ID, on the read pool.
@@ -459,7 +528,7 @@ func scanJob(row scanner, pre ...any) (store.Job, error) {
 		deadline, created, updated int64
 	)
 	if err := row.Scan(append(pre, &j.ID, &j.ActionType.Category, &j.ActionType.Owner, &j.ActionType.Provider,
-		&j.ActionType.Version, &j.QueryValue, &j.Pipeline, &j.ExecutionID, &j.Status, &j.Nonce,
+		&j.ActionType.Version, &j.QueryValue, &j.Pipeline, &j.ExecutionID, &j.Status, &j.NonceHash,
 		&deadline, &created, &updated, &j.Doc)...); err != nil {
 		return store.Job{}, err
 	}

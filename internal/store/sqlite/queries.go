@@ -96,8 +96,11 @@ const (
 	qTimersDue    = `SELECT id, pipeline, due, payload FROM timers WHERE due <= ? ORDER BY due, id LIMIT ?`
 	qTimersDelete = `DELETE FROM timers WHERE pipeline = ?`
 
+	// jobCols: nonce_hash, never the nonce (the legacy nonce column holds
+	// only the clear nonces of rows from before migration 00006, until
+	// HashLegacyNonces hashes them).
 	jobCols = `id, category, owner, provider, version, query_value, pipeline, execution_id,
-		status, nonce, deadline, created, updated, doc`
+		status, nonce_hash, deadline, created, updated, doc`
 	qJob           = `SELECT ` + jobCols + ` FROM jobs WHERE id = ?`
 	qJobInPipeline = `SELECT ` + jobCols + ` FROM jobs WHERE id = ? AND pipeline = ?`
 	// qJobPut changes no row when the id is another pipeline's.
@@ -105,8 +108,8 @@ const (
 		ON CONFLICT (id) DO UPDATE SET
 			category = excluded.category, owner = excluded.owner, provider = excluded.provider,
 			version = excluded.version, query_value = excluded.query_value,
-			execution_id = excluded.execution_id, status = excluded.status, nonce = excluded.nonce,
-			deadline = excluded.deadline, created = excluded.created, updated = excluded.updated,
+			execution_id = excluded.execution_id, status = excluded.status, nonce_hash = excluded.nonce_hash,
+			nonce = '', deadline = excluded.deadline, created = excluded.created, updated = excluded.updated,
 			doc = excluded.doc
 		WHERE jobs.pipeline = excluded.pipeline`
 	qJobsDelete = `DELETE FROM jobs WHERE pipeline = ?`
@@ -117,18 +120,23 @@ const (
 	qJobsClaimableWhere = `WHERE category = ? AND owner = ? AND provider = ? AND version = ?
 			AND status IN ('` + store.JobQueued + `', '` + store.JobDispatched + `')
 			AND (status = '` + store.JobQueued + `' OR deadline <= ?)`
-	qJobsClaimable = `SELECT rowid FROM jobs ` + qJobsClaimableWhere + `
+	qJobsClaimable = `SELECT rowid, id FROM jobs ` + qJobsClaimableWhere + `
 		ORDER BY created, id LIMIT ?`
-	qJobsClaimableQuery = `SELECT rowid FROM jobs ` + qJobsClaimableWhere + ` AND query_value = ?
+	qJobsClaimableQuery = `SELECT rowid, id FROM jobs ` + qJobsClaimableWhere + ` AND query_value = ?
 		ORDER BY created, id LIMIT ?`
-	// qJobsDispatch dispatches the jobs of a JSON object {rowid: nonce, ...}
+	// qJobsDispatch dispatches the jobs of a JSON object {rowid: nonce hash, ...}
 	// in one statement (one statement per job took twice as long for 10),
 	// looking each up by rowid (ids are keys of no JSON: a string that is
 	// not UTF-8 would not survive it).
-	qJobsDispatch = `UPDATE jobs SET status = '` + store.JobDispatched + `', nonce = n.value, deadline = ?, updated = ?
+	qJobsDispatch = `UPDATE jobs SET status = '` + store.JobDispatched + `', nonce_hash = n.value, nonce = '', deadline = ?, updated = ?
 		FROM json_each(?) AS n WHERE jobs.rowid = CAST(n.key AS INTEGER)
 		RETURNING jobs.rowid, jobs.id, category, owner, provider, version, query_value, pipeline, execution_id,
-			status, nonce, deadline, created, updated, doc`
+			status, nonce_hash, deadline, created, updated, doc`
+	// qJobsLegacyNonces finds rows that still hold a clear nonce (on the
+	// jobs_legacy_nonce index); qJobLegacyNonceHash replaces one, provided
+	// that it still holds the nonce that was hashed.
+	qJobsLegacyNonces   = `SELECT nonce, ` + jobCols + ` FROM jobs WHERE nonce <> '' ORDER BY id LIMIT ?`
+	qJobLegacyNonceHash = `UPDATE jobs SET nonce_hash = ?, nonce = '' WHERE id = ? AND nonce = ?`
 )
 
 // The group commit's savepoint statements (writer.go): one of each per

@@ -90,6 +90,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
 	}
 
+	if err := restrictFileMode(abs); err != nil {
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
 	s := &Store{path: abs, done: make(chan struct{})}
 	s.hub = acquireHub(abs)
 	if err := s.open(ctx); err != nil {

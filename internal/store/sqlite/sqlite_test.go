@@ -2,11 +2,13 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/pipelined/pipelined/internal/store"
@@ -39,7 +41,28 @@ func TestConformance(t *testing.T) {
 			paths.Store(store.Store(s2), path)
 			return s2
 		},
+		LegacyNonce: func(t *testing.T, s store.Store, jobID, nonce string) {
+			path, ok := paths.Load(s)
+			if !ok {
+				t.Fatal("LegacyNonce on a store New did not return")
+			}
+			execRaw(t, path.(string), `UPDATE jobs SET nonce = ?, nonce_hash = '' WHERE id = ?`, nonce, jobID)
+		},
 	})
+}
+
+// execRaw runs one statement on the database file at path, on a
+// connection of its own (as another process would).
+func execRaw(t *testing.T, path, query string, args ...any) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(t.Context(), query, args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
 }
 
 func TestOpenRejectsNonFilePaths(t *testing.T) {
@@ -405,3 +428,58 @@ func benchStore(b *testing.B) *sqlite.Store {
 func BenchmarkInPipeline(b *testing.B) { storetest.BenchInPipeline(b, benchStore(b)) }
 
 func BenchmarkClaimJobs(b *testing.B) { storetest.BenchClaimJobs(b, benchStore(b)) }
+
+// TestDatabaseFilesAreOwnerOnly: the database file and its -wal and -shm
+// files are created with mode 0600 whatever the umask allows, and a file
+// created before with a wider mode is narrowed when opened.
+func TestDatabaseFilesAreOwnerOnly(t *testing.T) {
+	old := syscall.Umask(0o022) // the common default: would give 0644
+	defer syscall.Umask(old)
+	ctx := context.Background()
+	check := func(path string) {
+		t.Helper()
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatalf("%s: %v", filepath.Base(p), err)
+			}
+			if m := fi.Mode().Perm(); m != 0o600 {
+				t.Errorf("%s has mode %v, want 0600", filepath.Base(p), m)
+			}
+		}
+	}
+	write := func(s *sqlite.Store) {
+		t.Helper()
+		if err := s.CreatePipeline(ctx, store.Pipeline{Name: "p", Definition: []byte(`{}`)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	fresh := filepath.Join(t.TempDir(), "fresh.db")
+	s, err := sqlite.Open(ctx, fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(s)
+	check(fresh)
+	s.Close()
+
+	wide := filepath.Join(t.TempDir(), "wide.db")
+	s, err = sqlite.Open(ctx, wide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(s)
+	s.Close()
+	for _, p := range []string{wide, wide + "-wal", wide + "-shm"} {
+		if err := os.Chmod(p, 0o644); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	s, err = sqlite.Open(ctx, wide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	check(wide)
+}

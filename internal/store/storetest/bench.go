@@ -145,7 +145,10 @@ func BenchClaimJobs(b *testing.B, st store.Store) {
 	put(key, "Succeeded", 4500)
 
 	var nonce atomic.Int64
-	newNonce := func() string { return fmt.Sprintf("nonce-%d", nonce.Add(1)) }
+	newNonce := func(jobID string) (string, string) {
+		n := fmt.Sprintf("nonce-%d", nonce.Add(1))
+		return n, "hash-" + n
+	}
 	expired := time.Now().Add(-time.Minute)
 	for _, max := range []int{1, 10} {
 		b.Run(fmt.Sprintf("max=%d", max), func(b *testing.B) {

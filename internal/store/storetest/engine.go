@@ -51,6 +51,7 @@ var engineTests = []testCase{
 	{"EngineClaimJobs", testEngineClaimJobs},
 	{"EngineClaimJobsRedeliver", testEngineClaimJobsRedeliver},
 	{"EngineClaimJobsConcurrent", testEngineClaimJobsConcurrent},
+	{"EngineHashLegacyNonces", testEngineHashLegacyNonces},
 	{"EngineDeletePipeline", testEngineDeletePipeline},
 	{"EngineDeleteWaitsForTransition", testEngineDeleteWaitsForTransition},
 	{"EngineCanceledContext", testEngineCanceledContext},
@@ -831,7 +832,7 @@ func checkJob(t *testing.T, what string, got, want store.Job) {
 	t.Helper()
 	if got.ID != want.ID || got.ActionType != want.ActionType || got.QueryValue != want.QueryValue ||
 		got.Pipeline != want.Pipeline || got.ExecutionID != want.ExecutionID || got.Status != want.Status ||
-		got.Nonce != want.Nonce || !equalBytes(got.Doc, want.Doc) || !sameTime(got.Deadline, want.Deadline) ||
+		got.NonceHash != want.NonceHash || got.Nonce != want.Nonce || !equalBytes(got.Doc, want.Doc) || !sameTime(got.Deadline, want.Deadline) ||
 		got.Deadline.IsZero() != want.Deadline.IsZero() ||
 		!sameTime(got.Created, want.Created) || !sameTime(got.Updated, want.Updated) {
 		t.Errorf("%s = %+v,\nwant %+v", what, got, want)
@@ -855,8 +856,11 @@ func testEngineJobs(t *testing.T, s *suite) {
 	ctx := t.Context()
 	key := atKey("Build", "Custom", "Tool", "1")
 	j1 := newJob("j1", key, "proj", store.JobQueued, engineT0) // zero Deadline
-	j1.Nonce = "n0"
-	putJobs(t, st, "p1", j1)
+	j1.NonceHash = "h0"
+	// The clear nonce is never stored: PutJob ignores it.
+	withClear := j1
+	withClear.Nonce = "clear-nonce"
+	putJobs(t, st, "p1", withClear)
 	j1.Pipeline = "p1"
 
 	got, err := st.GetJob(ctx, "j1")
@@ -867,7 +871,7 @@ func testEngineJobs(t *testing.T, s *suite) {
 
 	// Replace by ID, and read in the transaction.
 	j1b := j1
-	j1b.Status, j1b.Nonce = "InProgress", "n1"
+	j1b.Status, j1b.NonceHash = "InProgress", "h1"
 	j1b.Deadline = engineT0.Add(time.Hour + 300*time.Microsecond)
 	j1b.ActionType.Version = "2"
 	j1b.QueryValue, j1b.ExecutionID = "", "exec-2"
@@ -1008,7 +1012,14 @@ type nonces struct {
 
 func newNonces() *nonces { return &nonces{prefix: uniq("nonce")} }
 
-func (n *nonces) next() string { return fmt.Sprintf("%s-%d", n.prefix, n.n.Add(1)) }
+// next returns a new nonce and its "hash" (any string the store must keep
+// as given: here one that shows which job and nonce it was made for).
+func (n *nonces) next(jobID string) (nonce, hash string) {
+	nonce = fmt.Sprintf("%s-%d", n.prefix, n.n.Add(1))
+	return nonce, nonceHash(jobID, nonce)
+}
+
+func nonceHash(jobID, nonce string) string { return "hash(" + jobID + "," + nonce + ")" }
 
 func claimJobs(t *testing.T, st store.Store, key store.ActionTypeKey, queryValue *string, max int, nn *nonces, deadline time.Time) []store.Job {
 	t.Helper()
@@ -1064,15 +1075,18 @@ func testEngineClaimJobs(t *testing.T, s *suite) {
 		want := jobs[j.ID]
 		want.Pipeline = map[string]string{"j1": "p1", "j2": "p2"}[j.ID]
 		want.Status, want.Nonce, want.Deadline = store.JobDispatched, j.Nonce, deadline
-		want.Updated = j.Updated // the store's to set
+		want.NonceHash = nonceHash(j.ID, j.Nonce) // newNonce was called with the job's ID
+		want.Updated = j.Updated                  // the store's to set
 		checkJob(t, "claimed "+j.ID, j, want)
 		if j.Nonce == "" || seen[j.Nonce] {
 			t.Errorf("claimed %s has nonce %q (empty or repeated)", j.ID, j.Nonce)
 		}
 		seen[j.Nonce] = true
+		// The store keeps the hash, never the nonce.
 		stored, err := st.GetJob(ctx, j.ID)
 		noErr(t, "GetJob", err)
-		checkJob(t, "stored "+j.ID, stored, j)
+		want.Nonce = ""
+		checkJob(t, "stored "+j.ID, stored, want)
 	}
 
 	// Query values.
@@ -1102,8 +1116,8 @@ func testEngineClaimJobs(t *testing.T, s *suite) {
 	for _, id := range []string{"done", "run"} {
 		j, err := st.GetJob(ctx, id)
 		noErr(t, "GetJob", err)
-		if j.Status != jobs[id].Status || j.Nonce != "" {
-			t.Errorf("job %s = status %q, nonce %q; want untouched", id, j.Status, j.Nonce)
+		if j.Status != jobs[id].Status || j.NonceHash != "" {
+			t.Errorf("job %s = status %q, nonce hash %q; want untouched", id, j.Status, j.NonceHash)
 		}
 	}
 
@@ -1142,7 +1156,7 @@ func testEngineClaimJobsRedeliver(t *testing.T, s *suite) {
 	if ids := jobIDs(second); !slices.Equal(ids, []string{"j1"}) {
 		t.Fatalf("ClaimJobs after the Deadline = %v, want [j1]", ids)
 	}
-	if second[0].Nonce == first[0].Nonce || second[0].Status != store.JobDispatched || !sameTime(second[0].Deadline, deadline) {
+	if second[0].Nonce == first[0].Nonce || second[0].NonceHash != nonceHash("j1", second[0].Nonce) || second[0].Status != store.JobDispatched || !sameTime(second[0].Deadline, deadline) {
 		t.Errorf("re-dispatched job = nonce %q (was %q), status %q, deadline %v; want a new nonce, Dispatched, %v",
 			second[0].Nonce, first[0].Nonce, second[0].Status, second[0].Deadline, deadline)
 	}
@@ -1175,7 +1189,7 @@ func testEngineClaimJobsConcurrent(t *testing.T, s *suite) {
 
 	var (
 		mu         sync.Mutex
-		dispatched = map[string]string{} // job -> nonce
+		dispatched = map[string]string{} // job -> nonce hash
 		wg         sync.WaitGroup
 	)
 	nn := newNonces()
@@ -1200,7 +1214,10 @@ func testEngineClaimJobsConcurrent(t *testing.T, s *suite) {
 						if _, dup := dispatched[j.ID]; dup {
 							t.Errorf("job %s dispatched twice", j.ID)
 						}
-						dispatched[j.ID] = j.Nonce
+						if j.NonceHash != nonceHash(j.ID, j.Nonce) {
+							t.Errorf("job %s: nonce %q, hash %q", j.ID, j.Nonce, j.NonceHash)
+						}
+						dispatched[j.ID] = j.NonceHash
 					}
 					mu.Unlock()
 				}
@@ -1219,8 +1236,8 @@ func testEngineClaimJobsConcurrent(t *testing.T, s *suite) {
 	for id, nonce := range dispatched {
 		j, err := b.GetJob(ctx, id)
 		noErr(t, "GetJob", err)
-		if j.Status != store.JobDispatched || j.Nonce != nonce {
-			t.Errorf("job %s = status %q, nonce %q; its claimer got nonce %q", id, j.Status, j.Nonce, nonce)
+		if j.Status != store.JobDispatched || j.NonceHash != nonce || j.Nonce != "" {
+			t.Errorf("job %s = status %q, nonce hash %q, nonce %q; its claimer got hash %q", id, j.Status, j.NonceHash, j.Nonce, nonce)
 		}
 	}
 	if left := claimJobs(t, a, key, nil, total, nn, time.Now().Add(time.Minute)); len(left) != 0 {

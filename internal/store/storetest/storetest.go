@@ -68,9 +68,15 @@ import (
 //
 // The suite closes every store it gets, once, before the cleanups that New
 // or Reopen registered with t.Cleanup run (so those may drop the database).
+//
+// LegacyNonce makes job jobID of s look as a row written before schema
+// version 6 does after migration 00006: its clear nonce in the legacy
+// column, no NonceHash (backend SQL: the interface cannot write one). The
+// HashLegacyNonces test is skipped when it is nil.
 type Harness struct {
-	New    func(t *testing.T) store.Store
-	Reopen func(t *testing.T, s store.Store) store.Store
+	New         func(t *testing.T) store.Store
+	Reopen      func(t *testing.T, s store.Store) store.Store
+	LegacyNonce func(t *testing.T, s store.Store, jobID, nonce string)
 }
 
 const (

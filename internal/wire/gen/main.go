@@ -381,6 +381,20 @@ func (g *gen) validators(b *bytes.Buffer) error {
 	return nil
 }
 
+// credentialShapes are the string shapes whose values pipelined treats as
+// credentials although the model does not mark them sensitive: a validation
+// message shows '****' instead of their value (wire.Validator), so that a
+// response or a log line never repeats them. Action configuration values
+// are among them because any of them may be a secret property's: the model
+// checks their length before the action type, which says which properties
+// are secret, is known; the message's path still names the property.
+var credentialShapes = map[string]bool{
+	"Nonce":                               true, // the job's bearer credential
+	"ClientToken":                         true, // a third-party client's token
+	"WebhookAuthConfigurationSecretToken": true,
+	"ActionConfigurationValue":            true,
+}
+
 // checkValue emits the checks of one value (a field, list element or map value).
 // expr is a Go expression of the value's field type (goType for fields,
 // elemType for elements when depth > 0).
@@ -389,7 +403,7 @@ func (g *gen) checkValue(expr, pathExpr, shapeName string, required bool, pat fu
 	var c strings.Builder
 	elem := depth > 0
 	sens := "false"
-	if s.Sensitive {
+	if s.Sensitive || credentialShapes[shapeName] {
 		sens = "true"
 	}
 	switch s.Type {
