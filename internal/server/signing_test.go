@@ -162,7 +162,11 @@ func TestJSONAPISignatureMustCoverDate(t *testing.T) {
 	scope := now.Format("20060102") + "/" + servertest.Region + "/codepipeline/aws4_request"
 	creqSum := sha256.Sum256([]byte(creq))
 	sts := "AWS4-HMAC-SHA256\n" + amzDate + "\n" + scope + "\n" + hex.EncodeToString(creqSum[:])
-	mac := func(key []byte, s string) []byte { m := hmac.New(sha256.New, key); m.Write([]byte(s)); return m.Sum(nil) }
+	mac := func(key []byte, s string) []byte {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(s))
+		return m.Sum(nil)
+	}
 	key := mac(mac(mac(mac([]byte("AWS4"+servertest.SecretAccessKey), now.Format("20060102")), servertest.Region), "codepipeline"), "aws4_request")
 	h := http.Header{}
 	h.Set("X-Amz-Target", "CodePipeline_20150709.ListPipelines")
