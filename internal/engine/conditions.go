@@ -194,7 +194,7 @@ func (t *txn) startRule(x *Execution, st *StageRun, kind string, rd *wire.RuleDe
 	for _, in := range rd.InputArtifacts {
 		r.Inputs = append(r.Inputs, in.Name)
 	}
-	resolved, err := resolveConfig(x, rd.Configuration)
+	resolved, err := resolveConfig(x, rd.Configuration, t.e.defs)
 	if err != nil {
 		r.fail(t.now, "ConfigurationError", err.Error())
 		return r, nil
