@@ -249,7 +249,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle(s.identity.issuer.DiscoveryPath(), s.identity.issuer.Handler())
 	mux.Handle(s.identity.issuer.JWKSPath(), s.identity.issuer.Handler())
 	mux.Handle(oidcapi.PathPrefix, s.identity.api)
-	mux.Handle("/", routeAPIOrS3(api, artifactHandler))
+	mux.Handle("/", s.rootHandler(api, artifactHandler)) // STS, the landing page, the API, S3 (root.go)
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
