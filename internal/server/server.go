@@ -119,6 +119,7 @@ type Server struct {
 	builtin    *builtin.Runner // built-in S3 action workers and source poller (builtin.go)
 	identity   *identityParts  // OIDC issuer and token endpoints (identity.go)
 	workerKeys *workerkeys.Service
+	locks      dataLocks // SQLite: the data dir and database locks (datalock.go)
 	// connections: CodeConnections connections and hosts (connections.go).
 	connections *connections.Service
 	// PublicURL is the URL clients reach the server at.
@@ -144,6 +145,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	locks, err := lockData(cfg)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			locks.release()
+		}
+	}()
 
 	key, err := masterKey(cfg, log)
 	if err != nil {
@@ -176,7 +187,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, store: st, listener: ln, root: root}
+	s := &Server{cfg: cfg, log: log, store: st, listener: ln, root: root, locks: locks}
 	s.workerKeys = workerkeys.New(st, sealer, cfg.AccountID, cfg.WorkerKeyCacheTTL, log)
 	s.PublicURL = cfg.PublicURL
 	if s.PublicURL == "" {
@@ -260,6 +271,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	started = true
 	return s, nil
 }
 
@@ -347,6 +359,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
+	s.locks.release()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
