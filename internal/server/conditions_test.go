@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -324,4 +326,68 @@ func TestConditionValidation(t *testing.T) {
 	if rs := ruleExecutions(t, c, "alarm", id); !strings.Contains(aws.ToString(rs["Alarm"].Output.ExecutionResult.ErrorDetails.Message), "CloudWatch") {
 		t.Errorf("CloudWatchAlarm rule: %+v", rs["Alarm"].Output)
 	}
+}
+
+// TestDeploymentWindowOpens waits for a real window: one opening at the
+// start of the next minute (or the one after, so that the wait is seen
+// first). SQLite only: it takes up to two minutes.
+func TestDeploymentWindowOpens(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a real deployment window (up to two minutes)")
+	}
+	_, c := engineServer(t, func(*server.Config) {})
+	startWorker(t, c, nil)
+	now := time.Now().UTC()
+	opens := now.Truncate(time.Minute).Add(time.Minute)
+	if opens.Sub(now) < 15*time.Second {
+		opens = opens.Add(time.Minute)
+	}
+	p := condPipeline("soon", "")
+	p.Stages[1].BeforeEntry = &types.BeforeEntryConditions{Conditions: []types.Condition{{Result: types.ResultFail, Rules: []types.RuleDeclaration{
+		rule("Soon", "DeploymentWindow", map[string]string{"Cron": fmt.Sprintf("* %d %d ? * *", opens.Minute(), opens.Hour())}),
+	}}}}
+	id := create(t, c, p)
+	waitFor(t, "the window to be waited for", func() bool {
+		b := stageState(t, c, "soon", "Build")
+		return b.BeforeEntryConditionState != nil && b.BeforeEntryConditionState.LatestExecution.Status == types.ConditionExecutionStatusInProgress
+	})
+	if time.Now().After(opens) {
+		t.Skip("the machine was too slow to see the wait before the window opened")
+	}
+	for execStatus(t, c, "soon", id) != types.PipelineExecutionStatusSucceeded {
+		if time.Now().After(opens.Add(45 * time.Second)) {
+			t.Fatalf("the window opened at %v and the execution is still %s", opens, execStatus(t, c, "soon", id))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	rs := ruleExecutions(t, c, "soon", id)
+	if r := rs["Soon"]; r.Status != types.RuleExecutionStatusSucceeded || r.LastUpdateTime.Before(opens) {
+		t.Errorf("the window rule: %s at %v (opens %v)", r.Status, r.LastUpdateTime, opens)
+	}
+}
+
+// TestConditionAcrossReplicas: a condition waiting on one replica is seen
+// and overridden through another (PostgreSQL).
+func TestConditionAcrossReplicas(t *testing.T) {
+	backend := servertest.Backends[1].Options(t)
+	mk := base64.StdEncoding.EncodeToString(make([]byte, 32)) // replicas share the master key
+	shared := func(c *server.Config) { c.MasterKey = mk; c.SweepInterval = 20 * time.Millisecond }
+	a, ca := engineServer(t, backend, shared)
+	b := servertest.Start(t, shared, func(c *server.Config) { c.Database = a.Config.Database })
+	cb := b.Client()
+	startWorker(t, ca, nil)
+	p := condPipeline("replicas", "")
+	p.Stages[1].BeforeEntry = &types.BeforeEntryConditions{Conditions: []types.Condition{{Result: types.ResultFail, Rules: []types.RuleDeclaration{
+		rule("Later", "DeploymentWindow", map[string]string{"Cron": "* * * ? * * 2199"}),
+	}}}}
+	id := create(t, ca, p)
+	waitFor(t, "the other replica to see the waiting condition", func() bool {
+		st := stageState(t, cb, "replicas", "Build")
+		return st.BeforeEntryConditionState != nil && st.BeforeEntryConditionState.LatestExecution.Status == types.ConditionExecutionStatusInProgress
+	})
+	if _, err := cb.OverrideStageCondition(context.Background(), &codepipeline.OverrideStageConditionInput{PipelineName: aws.String("replicas"), StageName: aws.String("Build"),
+		PipelineExecutionId: aws.String(id), ConditionType: types.ConditionTypeBeforeEntry}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, ca, "replicas", id, types.PipelineExecutionStatusSucceeded)
 }

@@ -307,6 +307,7 @@ type Store interface {
 	ThirdPartyClients
 	SigningKeyStore
 	WorkerKeys
+	GitConnections // gitconnections.go
 }
 
 // ---------------------------------------------------------------------------
