@@ -37,6 +37,9 @@ const (
 	// MaxTimeoutMinutes is the Commands action's default and maximum
 	// timeoutInMinutes.
 	MaxTimeoutMinutes = 55
+	// DefaultFiles selects an output artifact's files when it names none:
+	// everything under the primary input's directory.
+	DefaultFiles = "**/*"
 	// SpecKey is the configuration key of a Commands job's spec.
 	SpecKey = "pipelined:commands"
 	// LabelsParam is the queryParam key under which a runner polls with
@@ -94,6 +97,9 @@ func Build(ad *wire.ActionDeclaration, resolve Resolver) (*Spec, error) {
 	}
 	for _, o := range ad.OutputArtifacts {
 		s.Files = append(s.Files, o.Files...)
+		if len(o.Files) == 0 {
+			s.Files = append(s.Files, DefaultFiles)
+		}
 	}
 	return s, nil
 }
@@ -212,9 +218,6 @@ func Validate(ad *wire.ActionDeclaration) string {
 		outSeen[ov] = true
 	}
 	for oi, o := range ad.OutputArtifacts {
-		if len(o.Files) == 0 {
-			return fmt.Sprintf("Action '%s': outputArtifacts[%d].files is required: the globs of the files the artifact holds", name, oi)
-		}
 		for fi, f := range o.Files {
 			if msg := checkGlob(f); msg != "" {
 				return fmt.Sprintf("Action '%s': outputArtifacts[%d].files[%d] '%s' %s", name, oi, fi, f, msg)

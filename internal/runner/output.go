@@ -3,6 +3,7 @@ package runner
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -134,11 +135,12 @@ type shipper struct {
 	mu   sync.Mutex
 	size int64
 
-	kick   chan struct{}
-	stop   chan struct{}
-	done   chan struct{}
-	acked  int64 // the loop's, then close's
-	warned bool
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	acked   int64 // the loop's, then close's
+	warned  bool
+	refused bool
 }
 
 // newShipper starts shipping a job's output (an inert shipper without a
@@ -172,6 +174,10 @@ func (s *shipper) append(p []byte) {
 		return
 	}
 	s.mu.Lock()
+	if s.refused {
+		s.mu.Unlock()
+		return
+	}
 	s.size += int64(len(p))
 	big := s.size-s.acked >= shipChunk
 	s.mu.Unlock()
@@ -217,6 +223,14 @@ func (s *shipper) ship(ctx context.Context, perCall time.Duration) bool {
 		cctx, cancel := context.WithTimeout(ctx, perCall)
 		got, err := s.sink.AppendLog(cctx, s.j.id, s.j.nonce, acked, buf[:n])
 		cancel()
+		if errors.Is(err, ErrLogsRefused) {
+			s.j.log.Warn("the server does not take the job's output; it is not shipped", "err", err)
+			s.mu.Lock()
+			s.acked, s.size = size, size // nothing more to send
+			s.refused = true
+			s.mu.Unlock()
+			return true
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				s.j.log.Warn("ship output", "offset", acked, "err", err)

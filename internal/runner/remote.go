@@ -165,7 +165,11 @@ func (r *Remote) AppendLog(ctx context.Context, jobID, nonce string, offset int6
 	if err != nil {
 		return 0, err
 	}
-	if status != http.StatusOK && status != http.StatusConflict {
+	switch {
+	case status == http.StatusOK || status == http.StatusConflict:
+	case status >= 400 && status < 500 && status != http.StatusTooManyRequests && status != http.StatusRequestTimeout:
+		return 0, fmt.Errorf("%w: HTTP %d", ErrLogsRefused, status)
+	default:
 		return 0, fmt.Errorf("log: HTTP %d", status)
 	}
 	var out struct {

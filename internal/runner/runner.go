@@ -48,10 +48,15 @@ type Server interface {
 }
 
 // LogSink receives a job's output: bytes at offset, answered with the
-// length the server holds (the runner resends from there).
+// length the server holds (the runner resends from there). An error
+// wrapping ErrLogsRefused stops shipping the job's output (the server
+// has no log endpoint, or refuses the job's).
 type LogSink interface {
 	AppendLog(ctx context.Context, jobID, nonce string, offset int64, data []byte) (acked int64, err error)
 }
+
+// ErrLogsRefused: the server will not take the job's output.
+var ErrLogsRefused = errors.New("the server refuses the job's log")
 
 // Options configure a Runner.
 type Options struct {
