@@ -152,6 +152,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.runnerLabels, "runner-labels", "", "the embedded runner's labels, ComputeType=VALUE,EnvironmentType=VALUE (it runs the Commands actions with exactly these)")
 	fs.StringVar(&o.cfg.Runner.WorkDir, "runner-work-dir", "", "where the embedded runner makes the jobs' temporary work directories (default: the system's temporary directory)")
 	fs.DurationVar(&o.cfg.Runner.Lease, "runner-lease", server.DefaultRunnerLease, "a Commands job whose runner sends no heartbeat for this long fails with RunnerLost")
+	fs.StringVar(&o.cfg.Identity.AzureTokenEndpoint, "azure-token-endpoint", "https://login.microsoftonline.com", "workload identity: Microsoft Entra ID's authority; Azure exchanges POST to <this>/<tenant>/oauth2/v2.0/token")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	return fs, o
