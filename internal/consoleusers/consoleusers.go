@@ -175,7 +175,9 @@ func (s *Service) Get(ctx context.Context, name string) (store.ConsoleUser, erro
 }
 
 // List lists the users.
-func (s *Service) List(ctx context.Context) ([]store.ConsoleUser, error) { return s.st.ListConsoleUsers(ctx) }
+func (s *Service) List(ctx context.Context) ([]store.ConsoleUser, error) {
+	return s.st.ListConsoleUsers(ctx)
+}
 
 // Change is an update of a user; nil fields stay as they are.
 type Change struct {
