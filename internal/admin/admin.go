@@ -21,6 +21,10 @@
 //	GET    /admin/v1/worker-keys                                       list worker keys (never secrets)
 //	GET    /admin/v1/worker-keys/{accessKeyId}                         describe one
 //	DELETE /admin/v1/worker-keys/{accessKeyId}                         revoke (idempotent)
+//	POST   /admin/v1/console-users                                     create a console user (a generated password is answered once)
+//	GET    /admin/v1/console-users                                     list console users (never passwords)
+//	GET    /admin/v1/console-users/{name}                              describe one
+//	PATCH  /admin/v1/console-users/{name}                              change role, disable/enable, set or reset the password
 //
 // Errors are JSON, {"code": "...", "message": "..."}, with an HTTP status
 // that says what kind of failure it is (400, 401, 403, 404, 405, 409, 413,
@@ -42,6 +46,7 @@ import (
 	"github.com/pipelined/pipelined/internal/actiontypes"
 	"github.com/pipelined/pipelined/internal/awsjson"
 	"github.com/pipelined/pipelined/internal/caller"
+	"github.com/pipelined/pipelined/internal/consoleusers"
 	"github.com/pipelined/pipelined/internal/sigv4"
 	"github.com/pipelined/pipelined/internal/store"
 	"github.com/pipelined/pipelined/internal/wire"
@@ -88,21 +93,25 @@ type Config struct {
 	// WorkerKeys issues and revokes worker keys (nil: the worker-key
 	// routes answer an internal failure).
 	WorkerKeys *workerkeys.Service
+	// ConsoleUsers manages the web console's users (nil: those routes
+	// answer an internal failure).
+	ConsoleUsers *consoleusers.Service
 }
 
 // Handler serves the admin API.
 type Handler struct {
-	store      store.Store
-	pipelines  Pipelines
-	auth       awsjson.SigV4
-	log        *slog.Logger
-	newID      func() string
-	workerKeys *workerkeys.Service
+	store        store.Store
+	pipelines    Pipelines
+	auth         awsjson.SigV4
+	log          *slog.Logger
+	newID        func() string
+	workerKeys   *workerkeys.Service
+	consoleUsers *consoleusers.Service
 }
 
 // New returns the admin API's handler.
 func New(c Config) *Handler {
-	h := &Handler{store: c.Store, pipelines: c.Pipelines, auth: awsjson.SigV4{Verifier: c.Verifier}, log: c.Logger, newID: c.NewID, workerKeys: c.WorkerKeys}
+	h := &Handler{store: c.Store, pipelines: c.Pipelines, auth: awsjson.SigV4{Verifier: c.Verifier}, log: c.Logger, newID: c.NewID, workerKeys: c.WorkerKeys, consoleUsers: c.ConsoleUsers}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -125,6 +134,8 @@ var statusOf = map[string]int{
 	wire.ErrActionTypeNotFound:         http.StatusNotFound,
 	ErrClientNotFound:                  http.StatusNotFound,
 	ErrWorkerKeyNotFound:               http.StatusNotFound,
+	consoleusers.ErrUserNotFound:       http.StatusNotFound,
+	consoleusers.ErrUserExists:         http.StatusConflict,
 	ErrNotFound:                        http.StatusNotFound,
 	ErrMethodNotAllowed:                http.StatusMethodNotAllowed,
 	ErrClientAlreadyExists:             http.StatusConflict,
@@ -213,6 +224,10 @@ func (h *Handler) serve(r *http.Request) (int, any, error) {
 		routes = []route{{http.MethodPost, h.createWorkerKey}, {http.MethodGet, h.listWorkerKeys}}
 	case len(parts) == 2 && parts[0] == "worker-keys" && parts[1] != "":
 		routes = []route{{http.MethodGet, h.getWorkerKey}, {http.MethodDelete, h.revokeWorkerKey}}
+	case len(parts) == 1 && parts[0] == ConsoleUsersPath:
+		routes = []route{{http.MethodPost, h.createConsoleUser}, {http.MethodGet, h.listConsoleUsers}}
+	case len(parts) == 2 && parts[0] == ConsoleUsersPath && parts[1] != "":
+		routes = []route{{http.MethodGet, h.getConsoleUser}, {http.MethodPatch, h.updateConsoleUser}}
 	default:
 		return 0, nil, wire.Errorf(ErrNotFound, "No admin operation at %s", r.URL.Path)
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
@@ -68,7 +69,17 @@ type Engine struct {
 	byType  map[actiontypes.Key]Executor
 	byOwner map[string]Executor
 	byName  map[string]Executor
+	// changed, when set, hears of every committed transition that wrote an
+	// execution (OnChange).
+	changed atomic.Pointer[func(pipeline string)]
 }
+
+// OnChange registers fn to hear, after each committed transition of this
+// replica that changed an execution, the pipeline's name: the console's
+// live updates. fn runs on the transition's goroutine and must not block.
+// Transitions on other replicas are not heard: listeners re-read now and
+// then as well.
+func (e *Engine) OnChange(fn func(pipeline string)) { e.changed.Store(&fn) }
 
 // JobsChannel is the store notification channel woken when jobs are
 // queued; the payload is the action type's JobTypeKey.
@@ -183,6 +194,9 @@ func (e *Engine) transact(ctx context.Context, pipeline string, fn func(t *txn) 
 	}
 	for _, id := range t.finished {
 		e.signals.fire(id)
+	}
+	if fn := e.changed.Load(); fn != nil && len(t.written) > 0 {
+		(*fn)(pipeline)
 	}
 	return nil
 }

@@ -25,6 +25,8 @@ import (
 	"github.com/pipelined/pipelined/internal/admin"
 	"github.com/pipelined/pipelined/internal/awsjson"
 	"github.com/pipelined/pipelined/internal/builtin"
+	"github.com/pipelined/pipelined/internal/console"
+	"github.com/pipelined/pipelined/internal/consoleusers"
 	"github.com/pipelined/pipelined/internal/credentials"
 	"github.com/pipelined/pipelined/internal/engine"
 	"github.com/pipelined/pipelined/internal/executions"
@@ -98,6 +100,11 @@ type Config struct {
 	// lookups, and so how long a key revoked on another replica keeps
 	// working here (0: workerkeys.DefaultCacheTTL, 10s).
 	WorkerKeyCacheTTL time.Duration
+
+	// Web console sessions (console.go): a session ends after this long
+	// unused, and this long after sign-in (zero: 8h and 7 days).
+	ConsoleSessionIdle   time.Duration
+	ConsoleSessionMaxAge time.Duration
 }
 
 // Server is a running pipelined.
@@ -118,6 +125,8 @@ type Server struct {
 	builtin    *builtin.Runner // built-in S3 action workers and source poller (builtin.go)
 	identity   *identityParts  // OIDC issuer and token endpoints (identity.go)
 	workerKeys *workerkeys.Service
+	// consoleUsers are the web console's users and sessions (console.go).
+	consoleUsers *consoleusers.Service
 	// PublicURL is the URL clients reach the server at.
 	PublicURL string
 }
@@ -223,7 +232,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// awsjson and the job operations confine to their action type's job
 	// protocol); everything else takes root only.
 	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.apiLookup}
-	api := awsjson.New(api{Service: svc, ex: ex}, awsjson.SigV4{Verifier: verifier}, awsjson.Options{Logger: log, Registerer: reg})
+	codepipeline := api{Service: svc, ex: ex}
+	api := awsjson.New(codepipeline, awsjson.SigV4{Verifier: verifier}, awsjson.Options{Logger: log, Registerer: reg})
+
+	consoleHandler, err := s.setupConsole(codepipeline)
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -242,13 +259,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// signed by the root credentials, and only them, for its own signing
 	// service.
 	mux.Handle(admin.PathPrefix, admin.New(admin.Config{
-		Store: st, Pipelines: svc, Logger: log, WorkerKeys: s.workerKeys,
+		Store: st, Pipelines: svc, Logger: log, WorkerKeys: s.workerKeys, ConsoleUsers: s.consoleUsers,
 		Verifier: &sigv4.Verifier{Region: cfg.Region, Service: admin.SigningService, Lookup: s.rootLookup},
 	}))
 	// Workload identity: discovery and JWKS, and the token endpoints.
 	mux.Handle(s.identity.issuer.DiscoveryPath(), s.identity.issuer.Handler())
 	mux.Handle(s.identity.issuer.JWKSPath(), s.identity.issuer.Handler())
 	mux.Handle(oidcapi.PathPrefix, s.identity.api)
+	mux.Handle(console.PathPrefix, consoleHandler)
 	mux.Handle("/", routeAPIOrS3(api, artifactHandler))
 	s.http = &http.Server{
 		Handler:           mux,
@@ -312,6 +330,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	// since their S3 I/O may go through this server's own listener.
 	identityDone := make(chan struct{})
 	go func() { defer close(identityDone); s.identity.issuer.Run(sweepCtx) }()
+	consoleDone := make(chan struct{})
+	go func() { defer close(consoleDone); s.runConsoleSweeper(sweepCtx) }()
 	uploadsDone := make(chan struct{})
 	go func() { defer close(uploadsDone); s.runUploadSweeper(sweepCtx) }()
 	builtinCtx, stopBuiltin := context.WithCancel(context.WithoutCancel(ctx))
@@ -340,6 +360,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	<-wakeupsDone
 	<-identityDone
 	<-uploadsDone
+	<-consoleDone
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
