@@ -75,7 +75,8 @@ type Engine struct {
 }
 
 // OnChange registers fn to hear, after each committed transition of this
-// replica that changed an execution, the pipeline's name: the console's
+// replica that changed an execution or the pipeline's runtime (transitions
+// enabled or disabled, queues), the pipeline's name: the console's
 // live updates. fn runs on the transition's goroutine and must not block.
 // Transitions on other replicas are not heard: listeners re-read now and
 // then as well.
@@ -164,6 +165,8 @@ type txn struct {
 	newJobs  map[string]int    // jobs queued, by action type key
 	finished []string          // executions that ended in this transition
 	written  map[string][]byte // executions flushed: their stored bytes
+	// rtWritten: the runtime document (transitions, queues) was written.
+	rtWritten bool
 }
 
 // transact runs fn as one engine transition of a pipeline.
@@ -195,7 +198,7 @@ func (e *Engine) transact(ctx context.Context, pipeline string, fn func(t *txn) 
 	for _, id := range t.finished {
 		e.signals.fire(id)
 	}
-	if fn := e.changed.Load(); fn != nil && len(t.written) > 0 {
+	if fn := e.changed.Load(); fn != nil && (len(t.written) > 0 || t.rtWritten) {
 		(*fn)(pipeline)
 	}
 	return nil
@@ -252,6 +255,7 @@ func (t *txn) flush() error {
 	if bytes.Equal(doc, t.rtDoc) {
 		return nil // unchanged (an acknowledgement): spare the write
 	}
+	t.rtWritten = true
 	return t.tx.SetRuntime(doc)
 }
 

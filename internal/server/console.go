@@ -24,7 +24,7 @@ func (s *Server) setupConsole(api wire.API) (*console.Handler, error) {
 	}
 	s.consoleUsers = users
 	h, err := console.New(console.Config{
-		API: api, Users: users, AccountID: s.cfg.AccountID, Region: s.cfg.Region, PublicURL: s.PublicURL, Logger: s.log,
+		API: api, Users: users, AccountID: s.cfg.AccountID, Region: s.cfg.Region, PublicURL: s.PublicURL, Logger: s.log, LiveRecheck: s.cfg.ConsoleLiveRecheck,
 		Settings: console.Settings{
 			WorkerKeys: func(ctx context.Context) ([]console.WorkerKeyView, error) {
 				ks, err := s.workerKeys.List(ctx)

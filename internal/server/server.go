@@ -105,6 +105,10 @@ type Config struct {
 	// unused, and this long after sign-in (zero: 8h and 7 days).
 	ConsoleSessionIdle   time.Duration
 	ConsoleSessionMaxAge time.Duration
+	// ConsoleLiveRecheck is how often an open pipeline page re-reads the
+	// pipeline without having heard of a change from this replica's engine
+	// (changes made on other replicas); zero: 5s.
+	ConsoleLiveRecheck time.Duration
 }
 
 // Server is a running pipelined.
