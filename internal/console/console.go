@@ -159,7 +159,6 @@ func (h *Handler) routes() {
 	m.Handle("POST /console/pipelines/{name}/release", h.mutation(consoleusers.Operator, h.release))
 	m.Handle("POST /console/pipelines/{name}/stop", h.mutation(consoleusers.Operator, h.stop))
 	m.Handle("POST /console/pipelines/{name}/retry", h.mutation(consoleusers.Operator, h.retry))
-	m.Handle("POST /console/pipelines/{name}/rollback", h.mutation(consoleusers.Operator, h.rollback))
 	m.Handle("POST /console/pipelines/{name}/transition", h.mutation(consoleusers.Operator, h.transition))
 	h.mux = m
 }

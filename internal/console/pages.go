@@ -500,21 +500,6 @@ func (h *Handler) retry(w http.ResponseWriter, r *http.Request) {
 	back(w, r, pipelineURL(name), "done", "Retrying stage "+in.StageName)
 }
 
-func (h *Handler) rollback(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	in := &wire.RollbackStageInput{PipelineName: name, StageName: r.PostFormValue("stage"), TargetPipelineExecutionId: r.PostFormValue("target")}
-	var out *wire.RollbackStageOutput
-	err := validated(in)
-	if err == nil {
-		out, err = h.api.RollbackStage(r.Context(), in)
-	}
-	if err != nil {
-		back(w, r, pipelineURL(name), "error", h.apiError(err))
-		return
-	}
-	back(w, r, pipelineURL(name), "done", "Rolling back stage "+in.StageName+" in execution "+out.PipelineExecutionId)
-}
-
 func (h *Handler) transition(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	stage := r.PostFormValue("stage")
