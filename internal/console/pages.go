@@ -1,6 +1,8 @@
 package console
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -18,6 +20,28 @@ func validated(in interface{ Validate(*wire.Validator, string) }) error {
 	var v wire.Validator
 	in.Validate(&v, "")
 	return v.Err()
+}
+
+// getPipeline reads a pipeline's declaration with its Go fields filled:
+// GetPipeline may answer with the stored JSON only (wire.EncodedPipeline,
+// which spares the API a decode), which the console decodes.
+func (h *Handler) getPipeline(ctx context.Context, name string, version *int) (*wire.PipelineDeclaration, error) {
+	p, err := h.api.GetPipeline(ctx, &wire.GetPipelineInput{Name: name, Version: version})
+	if err != nil {
+		return nil, err
+	}
+	if !p.Pipeline.IsEncoded() {
+		return p.Pipeline, nil
+	}
+	b, err := json.Marshal(p.Pipeline)
+	if err != nil {
+		return nil, err
+	}
+	var d wire.PipelineDeclaration
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
 }
 
 // pageSize is how many rows a list page shows.
@@ -116,7 +140,7 @@ type PipelineView struct {
 
 func (h *Handler) pipelineView(r *http.Request, name string) (*PipelineView, error) {
 	ctx := r.Context()
-	p, err := h.api.GetPipeline(ctx, &wire.GetPipelineInput{Name: name})
+	decl, err := h.getPipeline(ctx, name, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +152,7 @@ func (h *Handler) pipelineView(r *http.Request, name string) (*PipelineView, err
 	if err != nil {
 		return nil, err
 	}
-	v := &PipelineView{Name: name, Decl: p.Pipeline, Executions: ex.PipelineExecutionSummaries}
+	v := &PipelineView{Name: name, Decl: decl, Executions: ex.PipelineExecutionSummaries}
 	for _, e := range ex.PipelineExecutionSummaries {
 		if e.Status == wire.PipelineExecutionStatusInProgress || e.Status == wire.PipelineExecutionStatusStopping {
 			v.Running = append(v.Running, e)
@@ -138,7 +162,7 @@ func (h *Handler) pipelineView(r *http.Request, name string) (*PipelineView, err
 	for _, s := range st.StageStates {
 		states[s.StageName] = s
 	}
-	for _, sd := range p.Pipeline.Stages {
+	for _, sd := range decl.Stages {
 		ss := states[sd.Name]
 		sv := StageView{Name: sd.Name, Transition: ss.InboundTransitionState, Latest: ss.LatestExecution}
 		sv.Failed = ss.LatestExecution != nil && ss.LatestExecution.Status == wire.StageExecutionStatusFailed
@@ -249,8 +273,8 @@ func (h *Handler) executionPage(w http.ResponseWriter, r *http.Request) {
 	})
 	v := ExecutionView{Name: name, Execution: ex.PipelineExecution}
 	order := []string{}
-	if p, err := h.api.GetPipeline(ctx, &wire.GetPipelineInput{Name: name, Version: ex.PipelineExecution.PipelineVersion}); err == nil {
-		for _, s := range p.Pipeline.Stages {
+	if d, err := h.getPipeline(ctx, name, ex.PipelineExecution.PipelineVersion); err == nil {
+		for _, s := range d.Stages {
 			order = append(order, s.Name)
 		}
 	}
@@ -336,7 +360,7 @@ type ReviewView struct {
 // is not an approval waiting for a decision.
 func (h *Handler) reviewView(r *http.Request, pipeline, stage, action string) (*ReviewView, bool, error) {
 	ctx := r.Context()
-	p, err := h.api.GetPipeline(ctx, &wire.GetPipelineInput{Name: pipeline})
+	decl, err := h.getPipeline(ctx, pipeline, nil)
 	if err != nil {
 		return nil, false, err
 	}
@@ -345,7 +369,7 @@ func (h *Handler) reviewView(r *http.Request, pipeline, stage, action string) (*
 		return nil, false, err
 	}
 	v := &ReviewView{Pipeline: pipeline, Stage: stage, Action: action}
-	for _, sd := range p.Pipeline.Stages {
+	for _, sd := range decl.Stages {
 		if sd.Name != stage {
 			continue
 		}

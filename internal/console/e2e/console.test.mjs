@@ -66,7 +66,7 @@ test("an operator watches a release, approves it in the Review dialog, stops one
 
     // Release change starts another execution; stop it (abandon) when it
     // waits at the approval.
-    await page.getByText("Release change", { exact: true }).click();
+    await page.locator("summary", { hasText: "Release change" }).click();
     await page.getByRole("button", { name: "Release change" }).click();
     await page.getByRole("status").filter({ hasText: "Started execution" }).waitFor();
     await page.getByRole("link", { name: "Review" }).waitFor({ timeout: 30000 });
@@ -75,7 +75,7 @@ test("an operator watches a release, approves it in the Review dialog, stops one
     await row.getByLabel("Abandon").check();
     await row.getByRole("button", { name: "Stop" }).click();
     await page.getByRole("status").filter({ hasText: "Abandoning execution" }).waitFor();
-    await page.locator("section.recent tbody tr").first().getByText("Stopped").waitFor({ timeout: 30000 });
+    await page.locator("section.recent tbody tr").first().locator(".badge", { hasText: "Stopped" }).waitFor({ timeout: 30000 });
 
     // Disable the transition into Ship, with a reason.
     const into = page.locator("li.transition", { hasText: "into Ship" });
