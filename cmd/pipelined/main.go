@@ -143,6 +143,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.cfg.Identity.GCPIAMCredentialsEndpoint, "gcp-iam-credentials-endpoint", "https://iamcredentials.googleapis.com", "workload identity: GCP's IAM Credentials base URL (service account access tokens)")
 	fs.DurationVar(&o.cfg.ConsoleSessionIdle, "console-session-idle", 8*time.Hour, "web console: a session not used for this long ends (the user signs in again)")
 	fs.DurationVar(&o.cfg.ConsoleSessionMaxAge, "console-session-max-age", 7*24*time.Hour, "web console: a session ends this long after sign-in, used or not")
+	fs.StringVar(&o.cfg.Identity.AzureTokenEndpoint, "azure-token-endpoint", "https://login.microsoftonline.com", "workload identity: Microsoft Entra ID's authority; Azure exchanges POST to <this>/<tenant>/oauth2/v2.0/token")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	return fs, o

@@ -25,6 +25,7 @@
 //	GET    /admin/v1/console-users                                     list console users (never passwords)
 //	GET    /admin/v1/console-users/{name}                              describe one
 //	PATCH  /admin/v1/console-users/{name}                              change role, disable/enable, set or reset the password
+//	POST   /admin/v1/connection-credentials                            set a connection's credentials (never shown again)
 //
 // Errors are JSON, {"code": "...", "message": "..."}, with an HTTP status
 // that says what kind of failure it is (400, 401, 403, 404, 405, 409, 413,
@@ -46,6 +47,7 @@ import (
 	"github.com/pipelined/pipelined/internal/actiontypes"
 	"github.com/pipelined/pipelined/internal/awsjson"
 	"github.com/pipelined/pipelined/internal/caller"
+	"github.com/pipelined/pipelined/internal/connections"
 	"github.com/pipelined/pipelined/internal/consoleusers"
 	"github.com/pipelined/pipelined/internal/sigv4"
 	"github.com/pipelined/pipelined/internal/store"
@@ -96,6 +98,9 @@ type Config struct {
 	// ConsoleUsers manages the web console's users (nil: those routes
 	// answer an internal failure).
 	ConsoleUsers *consoleusers.Service
+	// Connections sets connection credentials (nil: that route answers an
+	// internal failure).
+	Connections *connections.Service
 }
 
 // Handler serves the admin API.
@@ -107,11 +112,12 @@ type Handler struct {
 	newID        func() string
 	workerKeys   *workerkeys.Service
 	consoleUsers *consoleusers.Service
+	conns        *connections.Service
 }
 
 // New returns the admin API's handler.
 func New(c Config) *Handler {
-	h := &Handler{store: c.Store, pipelines: c.Pipelines, auth: awsjson.SigV4{Verifier: c.Verifier}, log: c.Logger, newID: c.NewID, workerKeys: c.WorkerKeys, consoleUsers: c.ConsoleUsers}
+	h := &Handler{store: c.Store, pipelines: c.Pipelines, auth: awsjson.SigV4{Verifier: c.Verifier}, log: c.Logger, newID: c.NewID, workerKeys: c.WorkerKeys, consoleUsers: c.ConsoleUsers, conns: c.Connections}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -136,6 +142,7 @@ var statusOf = map[string]int{
 	ErrWorkerKeyNotFound:               http.StatusNotFound,
 	consoleusers.ErrUserNotFound:       http.StatusNotFound,
 	consoleusers.ErrUserExists:         http.StatusConflict,
+	"ResourceNotFoundException":        http.StatusNotFound, // a connection (set-connection-credentials)
 	ErrNotFound:                        http.StatusNotFound,
 	ErrMethodNotAllowed:                http.StatusMethodNotAllowed,
 	ErrClientAlreadyExists:             http.StatusConflict,
@@ -228,6 +235,8 @@ func (h *Handler) serve(r *http.Request) (int, any, error) {
 		routes = []route{{http.MethodPost, h.createConsoleUser}, {http.MethodGet, h.listConsoleUsers}}
 	case len(parts) == 2 && parts[0] == ConsoleUsersPath && parts[1] != "":
 		routes = []route{{http.MethodGet, h.getConsoleUser}, {http.MethodPatch, h.updateConsoleUser}}
+	case len(parts) == 1 && parts[0] == "connection-credentials":
+		routes = []route{{http.MethodPost, h.setConnectionCredentials}}
 	default:
 		return 0, nil, wire.Errorf(ErrNotFound, "No admin operation at %s", r.URL.Path)
 	}

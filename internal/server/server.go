@@ -25,6 +25,7 @@ import (
 	"github.com/pipelined/pipelined/internal/admin"
 	"github.com/pipelined/pipelined/internal/awsjson"
 	"github.com/pipelined/pipelined/internal/builtin"
+	"github.com/pipelined/pipelined/internal/connections"
 	"github.com/pipelined/pipelined/internal/console"
 	"github.com/pipelined/pipelined/internal/consoleusers"
 	"github.com/pipelined/pipelined/internal/credentials"
@@ -131,6 +132,9 @@ type Server struct {
 	workerKeys *workerkeys.Service
 	// consoleUsers are the web console's users and sessions (console.go).
 	consoleUsers *consoleusers.Service
+	locks        dataLocks // SQLite: the data dir and database locks (datalock.go)
+	// connections: CodeConnections connections and hosts (connections.go).
+	connections *connections.Service
 	// PublicURL is the URL clients reach the server at.
 	PublicURL string
 }
@@ -154,6 +158,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	locks, err := lockData(cfg)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			locks.release()
+		}
+	}()
 
 	key, err := masterKey(cfg, log)
 	if err != nil {
@@ -186,7 +200,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, store: st, listener: ln, root: root}
+	s := &Server{cfg: cfg, log: log, store: st, listener: ln, root: root, locks: locks}
 	s.workerKeys = workerkeys.New(st, sealer, cfg.AccountID, cfg.WorkerKeyCacheTTL, log)
 	s.PublicURL = cfg.PublicURL
 	if s.PublicURL == "" {
@@ -239,6 +253,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	codepipeline := api{Service: svc, ex: ex}
 	api := awsjson.New(codepipeline, awsjson.SigV4{Verifier: verifier}, awsjson.Options{Logger: log, Registerer: reg})
 
+	connAPI := s.setupConnections(sealer)
+
 	consoleHandler, err := s.setupConsole(codepipeline)
 	if err != nil {
 		ln.Close()
@@ -263,7 +279,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// signed by the root credentials, and only them, for its own signing
 	// service.
 	mux.Handle(admin.PathPrefix, admin.New(admin.Config{
-		Store: st, Pipelines: svc, Logger: log, WorkerKeys: s.workerKeys, ConsoleUsers: s.consoleUsers,
+		Store: st, Pipelines: svc, Logger: log, WorkerKeys: s.workerKeys, ConsoleUsers: s.consoleUsers, Connections: s.connections,
 		Verifier: &sigv4.Verifier{Region: cfg.Region, Service: admin.SigningService, Lookup: s.rootLookup},
 	}))
 	// Workload identity: discovery and JWKS, and the token endpoints.
@@ -271,13 +287,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle(s.identity.issuer.JWKSPath(), s.identity.issuer.Handler())
 	mux.Handle(oidcapi.PathPrefix, s.identity.api)
 	mux.Handle(console.PathPrefix, consoleHandler)
-	mux.Handle("/", routeAPIOrS3(api, artifactHandler))
+	mux.Handle("/", s.rootHandler(routeConnections(connAPI, api), artifactHandler)) // STS, the landing page, the APIs, S3 (root.go)
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	started = true
 	return s, nil
 }
 
@@ -368,6 +385,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
+	s.locks.release()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

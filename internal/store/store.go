@@ -290,6 +290,7 @@ type Store interface {
 	SigningKeyStore
 	WorkerKeys
 	ConsoleUsers
+	GitConnections // gitconnections.go
 }
 
 // ---------------------------------------------------------------------------
