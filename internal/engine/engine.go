@@ -72,6 +72,8 @@ type Engine struct {
 	// changed, when set, hears of every committed transition that wrote an
 	// execution (OnChange).
 	changed atomic.Pointer[func(pipeline string)]
+	// leases are the runner leases of action types (lease.go).
+	leases map[actiontypes.Key]time.Duration
 }
 
 // OnChange registers fn to hear, after each committed transition of this
