@@ -54,20 +54,25 @@ func TestJobNoncesAtRest(t *testing.T) {
 		job, bearer := heldJob(t, c, "noncy") // polled and acknowledged
 		nonce := aws.ToString(job.Nonce)
 		if len(nonce) < 32 {
-			t.Errorf("nonce %q is short", nonce)
+			t.Fatalf("nonce %q is short", nonce)
+		}
+		// wrong differs from the nonce in its last character only.
+		wrong := nonce[:len(nonce)-1] + "x"
+		if strings.HasSuffix(nonce, "x") {
+			wrong = nonce[:len(nonce)-1] + "y"
 		}
 		wantNonceNotAtRest(t, srv, *job.Id, nonce)
 		if status, env := oidcCall(t, srv, "id-token/aws", bearer, nil); status != http.StatusOK {
 			t.Fatalf("ID token with the job's nonce: %d %v", status, env)
 		}
-		if status, _ := oidcCall(t, srv, "id-token/aws", identity.RequestToken(*job.Id, nonce[:len(nonce)-1]+"x"), nil); status != http.StatusUnauthorized {
+		if status, _ := oidcCall(t, srv, "id-token/aws", identity.RequestToken(*job.Id, wrong), nil); status != http.StatusUnauthorized {
 			t.Errorf("ID token with a wrong nonce: %d, want 401", status)
 		}
 		// Acknowledging again with the nonce is harmless; a wrong one is refused.
 		if _, err := c.AcknowledgeJob(ctx, &codepipeline.AcknowledgeJobInput{JobId: job.Id, Nonce: job.Nonce}); err != nil {
 			t.Errorf("second AcknowledgeJob: %v", err)
 		}
-		_, err := c.AcknowledgeJob(ctx, &codepipeline.AcknowledgeJobInput{JobId: job.Id, Nonce: aws.String(nonce[:len(nonce)-1] + "x")})
+		_, err := c.AcknowledgeJob(ctx, &codepipeline.AcknowledgeJobInput{JobId: job.Id, Nonce: aws.String(wrong)})
 		wantCode(t, err, "InvalidNonceException")
 
 		// Third-party jobs: the partner gets the nonce from
