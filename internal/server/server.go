@@ -98,6 +98,11 @@ type Config struct {
 	// lookups, and so how long a key revoked on another replica keeps
 	// working here (0: workerkeys.DefaultCacheTTL, 10s).
 	WorkerKeyCacheTTL time.Duration
+
+	// MetricsCountInterval is how long the store-counted gauges
+	// (pipelined_jobs, pipelined_approvals_pending) are reused between
+	// scrapes (0: 5s; negative: counted at every scrape).
+	MetricsCountInterval time.Duration
 }
 
 // Server is a running pipelined.
@@ -179,6 +184,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	rawStore := st
+	st, tel := observeStore(st, log)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
@@ -203,7 +210,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		log.Error("pipeline "+op+" hook failed", "pipeline", name, "err", err)
 	})
 	s.engine = engine.New(engine.Config{
-		Store: st, Definitions: svc, Logger: log,
+		Store: st, Definitions: svc, Logger: log, Observer: tel,
 		AckTimeout: cfg.JobAckTimeout, DefaultApprovalTimeout: cfg.ApprovalTimeout, DefaultJobTimeout: cfg.JobTimeout,
 	})
 	// Built-in S3 actions become jobs, run by the workers of internal/builtin.
@@ -225,6 +232,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.builtin = builtin.New(s.engine, st, svc, s.builtinOptions())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.registerTelemetry(reg, tel, rawStore)
 	if s.identity, err = s.setupIdentity(ctx, sealer, svc, reg); err != nil {
 		ln.Close()
 		st.Close()
