@@ -73,6 +73,8 @@ type Engine struct {
 	// observer receives the events of committed transitions (nil: none
 	// are collected).
 	observer Observer
+	// leases are the runner leases of action types (lease.go).
+	leases map[actiontypes.Key]time.Duration
 }
 
 // JobsChannel is the store notification channel woken when jobs are

@@ -31,6 +31,7 @@ import (
 	"github.com/pipelined/pipelined/internal/executions"
 	"github.com/pipelined/pipelined/internal/oidcapi"
 	"github.com/pipelined/pipelined/internal/pipelines"
+	"github.com/pipelined/pipelined/internal/runner"
 	"github.com/pipelined/pipelined/internal/s3api"
 	"github.com/pipelined/pipelined/internal/secrets"
 	"github.com/pipelined/pipelined/internal/sigv4"
@@ -65,6 +66,9 @@ type Config struct {
 	ApprovalTimeout time.Duration // an approval without timeoutInMinutes fails after it (7 days)
 	JobPollWait     time.Duration // how long PollForJobs waits for a job when none is queued
 	JobTimeout      time.Duration // an acknowledged job with no timeout of its own (action or type) fails after it (1 hour)
+	// EngineNow, when set, is the engine's clock: transitions and due timers
+	// (tests move it to open a deployment window).
+	EngineNow func() time.Time
 	// Executors registers extra action executors by action type (tests
 	// and programs that embed the server); they take precedence over the
 	// built-in ones.
@@ -104,6 +108,8 @@ type Config struct {
 	// (pipelined_jobs, pipelined_approvals_pending) are reused between
 	// scrapes (0: 5s; negative: counted at every scrape).
 	MetricsCountInterval time.Duration
+	// Runner configures Commands actions and the embedded runner (runner.go).
+	Runner RunnerConfig
 }
 
 // Server is a running pipelined.
@@ -124,6 +130,8 @@ type Server struct {
 	builtin    *builtin.Runner // built-in S3 action workers and source poller (builtin.go)
 	identity   *identityParts  // OIDC issuer and token endpoints (identity.go)
 	workerKeys *workerkeys.Service
+	runner     *runner.Runner // the embedded Commands runner (runner.go); nil when off
+	runnerHTTP *http.Client
 	locks      dataLocks // SQLite: the data dir and database locks (datalock.go)
 	// connections: CodeConnections connections and hosts (connections.go).
 	connections *connections.Service
@@ -215,6 +223,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.engine = engine.New(engine.Config{
 		Store: st, Definitions: svc, Logger: log, Observer: tel,
 		AckTimeout: cfg.JobAckTimeout, DefaultApprovalTimeout: cfg.ApprovalTimeout, DefaultJobTimeout: cfg.JobTimeout,
+		Now: cfg.EngineNow,
 	})
 	// Built-in S3 actions become jobs, run by the workers of internal/builtin.
 	for _, k := range builtin.Keys() {
@@ -233,6 +242,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// After the artifact store: the built-in S3 actions use its bucket hook.
 	s.builtin = builtin.New(s.engine, st, svc, s.builtinOptions())
+	s.setupRunner()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.registerTelemetry(reg, tel, rawStore)
@@ -272,6 +282,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle(s.identity.issuer.DiscoveryPath(), s.identity.issuer.Handler())
 	mux.Handle(s.identity.issuer.JWKSPath(), s.identity.issuer.Handler())
 	mux.Handle(oidcapi.PathPrefix, s.identity.api)
+	s.routeRunner(mux)
 	mux.Handle("/", s.rootHandler(routeConnections(connAPI, api), artifactHandler)) // STS, the landing page, the APIs, S3 (root.go)
 	s.http = &http.Server{
 		Handler:           mux,
@@ -341,6 +352,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	builtinCtx, stopBuiltin := context.WithCancel(context.WithoutCancel(ctx))
 	builtinDone := make(chan struct{})
 	go func() { defer close(builtinDone); s.builtin.Run(builtinCtx) }()
+	// The embedded runner: polling stops with the built-in workers; its
+	// jobs get half the shutdown timeout to finish, then are cancelled.
+	runnerJobs, cancelRunnerJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRunnerJobs()
+	runnerDone := make(chan struct{})
+	go func() { defer close(runnerDone); s.runRunner(builtinCtx, runnerJobs) }()
 	s.log.Info("pipelined serving", "listen", s.Addr(), "public_url", s.PublicURL, "region", s.cfg.Region, "account_id", s.cfg.AccountID)
 	var err error
 	select {
@@ -349,6 +366,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Info("shutting down")
 		stopBuiltin() // built-in S3 actions: let jobs in flight finish
 		<-builtinDone
+		grace := time.AfterFunc(s.cfg.ShutdownTimeout/2, cancelRunnerJobs)
+		<-runnerDone
+		grace.Stop()
 		s.executions.Drain()
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		err = s.http.Shutdown(sctx)
@@ -359,6 +379,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	// that another replica takes over at once.
 	stopBuiltin()
 	<-builtinDone
+	cancelRunnerJobs()
+	<-runnerDone
 	stopSweeper()
 	<-sweeperDone
 	<-wakeupsDone
