@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
@@ -73,9 +74,20 @@ type Engine struct {
 	// observer receives the events of committed transitions (nil: none
 	// are collected).
 	observer Observer
+	// changed, when set, hears of every committed transition that wrote an
+	// execution (OnChange).
+	changed atomic.Pointer[func(pipeline string)]
 	// leases are the runner leases of action types (lease.go).
 	leases map[actiontypes.Key]time.Duration
 }
+
+// OnChange registers fn to hear, after each committed transition of this
+// replica that changed an execution or the pipeline's runtime (transitions
+// enabled or disabled, queues), the pipeline's name: the console's
+// live updates. fn runs on the transition's goroutine and must not block.
+// Transitions on other replicas are not heard: listeners re-read now and
+// then as well.
+func (e *Engine) OnChange(fn func(pipeline string)) { e.changed.Store(&fn) }
 
 // JobsChannel is the store notification channel woken when jobs are
 // queued; the payload is the action type's JobTypeKey.
@@ -163,6 +175,8 @@ type txn struct {
 	// snaps and events: what the transition read and did, when observed.
 	snaps  map[string]*snapshot
 	events []Event
+	// rtWritten: the runtime document (transitions, queues) was written.
+	rtWritten bool
 }
 
 // transact runs fn as one engine transition of a pipeline.
@@ -200,6 +214,9 @@ func (e *Engine) transact(ctx context.Context, pipeline string, fn func(t *txn) 
 	}
 	if t.observing() {
 		e.notify(t.events)
+	}
+	if fn := e.changed.Load(); fn != nil && (len(t.written) > 0 || t.rtWritten) {
+		(*fn)(pipeline)
 	}
 	return nil
 }
@@ -255,6 +272,7 @@ func (t *txn) flush() error {
 	if bytes.Equal(doc, t.rtDoc) {
 		return nil // unchanged (an acknowledgement): spare the write
 	}
+	t.rtWritten = true
 	return t.tx.SetRuntime(doc)
 }
 
