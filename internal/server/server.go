@@ -94,6 +94,10 @@ type Config struct {
 	// Workload identity: the OIDC issuer and token exchanges (identity.go).
 	Identity IdentityConfig
 
+	// Limits bound slow, stalled or numerous clients: read deadline,
+	// connection cap, idle timeout, body limits (limits.go).
+	Limits LimitsConfig
+
 	// WorkerKeyCacheTTL is how long the CodePipeline API caches worker key
 	// lookups, and so how long a key revoked on another replica keeps
 	// working here (0: workerkeys.DefaultCacheTTL, 10s).
@@ -234,7 +238,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// awsjson and the job operations confine to their action type's job
 	// protocol); everything else takes root only.
 	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.apiLookup}
-	api := awsjson.New(api{Service: svc, ex: ex}, awsjson.SigV4{Verifier: verifier}, awsjson.Options{Logger: log, Registerer: reg})
+	api := awsjson.New(api{Service: svc, ex: ex}, awsjson.SigV4{Verifier: verifier}, s.apiBodyOptions(awsjson.Options{Logger: log, Registerer: reg}))
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -261,12 +265,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle(s.identity.issuer.JWKSPath(), s.identity.issuer.Handler())
 	mux.Handle(oidcapi.PathPrefix, s.identity.api)
 	mux.Handle("/", routeAPIOrS3(api, artifactHandler))
-	s.http = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	s.http = s.newHTTPServer(mux, log) // timeouts and connection cap: limits.go
 	started = true
 	return s, nil
 }
