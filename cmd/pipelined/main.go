@@ -143,6 +143,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.cfg.Identity.AWSSTSEndpoint, "aws-sts-endpoint", "", "workload identity: the STS endpoint AssumeRoleWithWebIdentity goes to (default: https://sts.<region>.amazonaws.com)")
 	fs.StringVar(&o.cfg.Identity.GCPSTSEndpoint, "gcp-sts-endpoint", "https://sts.googleapis.com", "workload identity: GCP's Security Token Service base URL (token exchange)")
 	fs.StringVar(&o.cfg.Identity.GCPIAMCredentialsEndpoint, "gcp-iam-credentials-endpoint", "https://iamcredentials.googleapis.com", "workload identity: GCP's IAM Credentials base URL (service account access tokens)")
+	fs.StringVar(&o.cfg.Identity.AzureTokenEndpoint, "azure-token-endpoint", "https://login.microsoftonline.com", "workload identity: Microsoft Entra ID's authority; Azure exchanges POST to <this>/<tenant>/oauth2/v2.0/token")
 	// Limits on slow, stalled or numerous clients (internal/httplimit).
 	fs.DurationVar(&o.cfg.Limits.ReadTimeout, "read-timeout", httplimit.DefaultReadTimeout, "a request's headers and body must arrive within this of its first byte (bodies above read-timeout × min-body-rate get longer; long polls wait after the body and are not limited by it)")
 	fs.Int64Var(&o.cfg.Limits.MinBodyRate, "min-body-rate", httplimit.DefaultMinBodyRate, "bytes per second a body larger than read-timeout × this must keep up on average to stay within its extended deadline (negative: no extension)")

@@ -25,6 +25,7 @@ import (
 	"github.com/pipelined/pipelined/internal/admin"
 	"github.com/pipelined/pipelined/internal/awsjson"
 	"github.com/pipelined/pipelined/internal/builtin"
+	"github.com/pipelined/pipelined/internal/connections"
 	"github.com/pipelined/pipelined/internal/credentials"
 	"github.com/pipelined/pipelined/internal/engine"
 	"github.com/pipelined/pipelined/internal/executions"
@@ -123,6 +124,8 @@ type Server struct {
 	identity   *identityParts  // OIDC issuer and token endpoints (identity.go)
 	workerKeys *workerkeys.Service
 	locks      dataLocks // SQLite: the data dir and database locks (datalock.go)
+	// connections: CodeConnections connections and hosts (connections.go).
+	connections *connections.Service
 	// PublicURL is the URL clients reach the server at.
 	PublicURL string
 }
@@ -239,6 +242,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// protocol); everything else takes root only.
 	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.apiLookup}
 	api := awsjson.New(api{Service: svc, ex: ex}, awsjson.SigV4{Verifier: verifier}, s.apiBodyOptions(awsjson.Options{Logger: log, Registerer: reg}))
+	connAPI := s.setupConnections(sealer)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -257,14 +261,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// signed by the root credentials, and only them, for its own signing
 	// service.
 	mux.Handle(admin.PathPrefix, admin.New(admin.Config{
-		Store: st, Pipelines: svc, Logger: log, WorkerKeys: s.workerKeys,
+		Store: st, Pipelines: svc, Logger: log, WorkerKeys: s.workerKeys, Connections: s.connections,
 		Verifier: &sigv4.Verifier{Region: cfg.Region, Service: admin.SigningService, Lookup: s.rootLookup},
 	}))
 	// Workload identity: discovery and JWKS, and the token endpoints.
 	mux.Handle(s.identity.issuer.DiscoveryPath(), s.identity.issuer.Handler())
 	mux.Handle(s.identity.issuer.JWKSPath(), s.identity.issuer.Handler())
 	mux.Handle(oidcapi.PathPrefix, s.identity.api)
-	mux.Handle("/", routeAPIOrS3(api, artifactHandler))
+	mux.Handle("/", routeAPIOrS3(routeConnections(connAPI, api), artifactHandler))
 	s.http = s.newHTTPServer(mux, log) // timeouts and connection cap: limits.go
 	started = true
 	return s, nil
