@@ -47,21 +47,32 @@ func (s *Server) newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 const busyMessage = "The server has too many connections open; retry shortly"
 
 // busyBody is the 503 a connection beyond the cap gets, in the shape of the
-// protocol its request speaks: the CodePipeline API's JSON error, S3's XML
-// error for a request signed for S3, or text (the server's own paths, or a
-// request that did not arrive in time).
+// protocol its request speaks: the AWS JSON error for requests with an
+// X-Amz-Target (CodePipeline, the connections APIs), the query protocol's
+// XML error for STS, S3's XML error for S3, or text (the server's own
+// paths, or a request that did not arrive in time).
 func busyBody(r *http.Request) (contentType string, body []byte) {
 	if r == nil {
 		return "text/plain; charset=utf-8", []byte(busyMessage + "\n")
 	}
-	if r.Method == http.MethodPost && r.URL.Path == "/" {
+	if r.Header.Get("X-Amz-Target") != "" {
 		b, _ := json.Marshal(struct {
 			Type    string `json:"__type"`
 			Message string `json:"message"`
 		}{awsjson.ErrServiceUnavailable, busyMessage})
 		return "application/x-amz-json-1.1", b
 	}
-	if !signedForS3(r) {
+	if signedFor(r, "sts") {
+		b, _ := xml.Marshal(struct {
+			XMLName xml.Name `xml:"https://sts.amazonaws.com/doc/2011-06-15/ ErrorResponse"`
+			Error   struct {
+				Type, Code, Message string
+			}
+			RequestID string `xml:"RequestId"`
+		}{Error: struct{ Type, Code, Message string }{"Receiver", "ServiceUnavailable", busyMessage}, RequestID: uuid.NewString()})
+		return "text/xml", b
+	}
+	if !signedFor(r, "s3") {
 		return "text/plain; charset=utf-8", []byte(busyMessage + "\n")
 	}
 	b, _ := xml.Marshal(struct {
@@ -73,9 +84,10 @@ func busyBody(r *http.Request) (contentType string, body []byte) {
 	return "application/xml", append([]byte(xml.Header), b...)
 }
 
-// signedForS3 tells whether r's signature (header or presigned URL) is
-// scoped to the s3 service.
-func signedForS3(r *http.Request) bool {
-	return strings.Contains(r.Header.Get("Authorization"), "/s3/aws4_request") ||
-		strings.Contains(r.URL.Query().Get("X-Amz-Credential"), "/s3/aws4_request")
+// signedFor tells whether r's signature (header or presigned URL) is
+// scoped to service.
+func signedFor(r *http.Request, service string) bool {
+	scope := "/" + service + "/aws4_request"
+	return strings.Contains(r.Header.Get("Authorization"), scope) ||
+		strings.Contains(r.URL.Query().Get("X-Amz-Credential"), scope)
 }

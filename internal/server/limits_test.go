@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
@@ -370,6 +371,13 @@ func TestConnectionCap(t *testing.T) {
 	_, err = s3c.ListBuckets(ctx, &s3.ListBucketsInput{})
 	if !errors.As(err, &re) || re.HTTPStatusCode() != http.StatusServiceUnavailable || !errors.As(err, &ae) || ae.ErrorCode() != "ServiceUnavailable" {
 		t.Fatalf("an S3 request beyond the connection cap: %v, want 503 ServiceUnavailable", err)
+	}
+	stsc := sts.New(sts.Options{Region: servertest.Region, BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider(servertest.AccessKeyID, servertest.SecretAccessKey, ""),
+		HTTPClient:  &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}})
+	_, err = stsc.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if !errors.As(err, &re) || re.HTTPStatusCode() != http.StatusServiceUnavailable || !errors.As(err, &ae) || ae.ErrorCode() != "ServiceUnavailable" {
+		t.Fatalf("an STS request beyond the connection cap: %v, want 503 ServiceUnavailable", err)
 	}
 	for _, conn := range held {
 		conn.Close()

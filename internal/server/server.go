@@ -268,8 +268,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle(s.identity.issuer.DiscoveryPath(), s.identity.issuer.Handler())
 	mux.Handle(s.identity.issuer.JWKSPath(), s.identity.issuer.Handler())
 	mux.Handle(oidcapi.PathPrefix, s.identity.api)
-	mux.Handle("/", routeAPIOrS3(routeConnections(connAPI, api), artifactHandler))
-	s.http = s.newHTTPServer(mux, log) // timeouts and connection cap: limits.go
+	mux.Handle("/", s.rootHandler(routeConnections(connAPI, api), artifactHandler)) // STS, the landing page, the APIs, S3 (root.go)
+	// Timeouts, body limits and the connection cap: limits.go.
+	s.http = s.newHTTPServer(mux, log)
 	started = true
 	return s, nil
 }
