@@ -53,8 +53,8 @@ func failed(t wire.FailureType, format string, args ...any) outcome {
 
 // Causes of a job's cancellation.
 var (
-	errStopped  = errors.New("the action was stopped in pipelined (stop, abandon or supersede)")
-	errTimeout  = errors.New("timeout")
+	errStopped = errors.New("the action was stopped in pipelined (stop, abandon or supersede)")
+	errTimeout = errors.New("timeout")
 )
 
 // runJob acknowledges a polled job, runs it and reports the result.
