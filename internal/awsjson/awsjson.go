@@ -8,7 +8,6 @@ package awsjson
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pipelined/pipelined/internal/caller"
+	"github.com/pipelined/pipelined/internal/httplimit"
 	"github.com/pipelined/pipelined/internal/wire"
 )
 
@@ -38,6 +38,7 @@ type Handler struct {
 	auth    Authenticator
 	log     *slog.Logger
 	maxBody int64
+	budget  *httplimit.Budget
 	metrics *metrics
 }
 
@@ -47,11 +48,14 @@ type Options struct {
 	MaxBody int64
 	// Registerer receives the handler's metrics (nil: not registered).
 	Registerer prometheus.Registerer
+	// BodyBudget bounds the body bytes held before authentication, across
+	// requests (body.go; nil: unbounded).
+	BodyBudget *httplimit.Budget
 }
 
 // New returns a Handler serving api, authenticating every request with auth.
 func New(api wire.API, auth Authenticator, o Options) *Handler {
-	h := &Handler{api: api, auth: auth, log: o.Logger, maxBody: o.MaxBody, metrics: newMetrics(o.Registerer)}
+	h := &Handler{api: api, auth: auth, log: o.Logger, maxBody: o.MaxBody, budget: o.BodyBudget, metrics: newMetrics(o.Registerer)}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -69,6 +73,8 @@ var statusOf = map[string]int{
 	wire.ErrAccessDenied:          http.StatusForbidden,
 	wire.ErrRequestEntityTooLarge: http.StatusRequestEntityTooLarge,
 	wire.ErrInternalFailure:       http.StatusInternalServerError,
+	ErrServiceUnavailable:         http.StatusServiceUnavailable,
+	ErrRequestTimeout:             http.StatusRequestTimeout,
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -78,7 +84,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), wire.TargetPrefix+".")
 	// Every log line of the request carries its id; the logger is made only
 	// when something is logged (most requests log nothing).
-	log := func() *slog.Logger { return h.log.With("request_id", reqID) }
+	log := func() *slog.Logger { return h.log.With(requestAttrs(r, reqID)...) }
 
 	out, err := h.serve(r, op)
 	if err != nil {
@@ -108,17 +114,14 @@ func (h *Handler) serve(r *http.Request, op string) (any, error) {
 	if r.Method != http.MethodPost {
 		return nil, wire.Errorf(wire.ErrUnknownOperation, "The AWS JSON API accepts only POST requests")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, h.maxBody))
+	body, release, err := h.readBody(r, op) // bounded, prechecked: body.go
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, wire.Errorf(wire.ErrRequestEntityTooLarge, "Request body is larger than %d bytes", h.maxBody)
-		}
-		return nil, wire.Errorf(wire.ErrSerialization, "Cannot read the request body")
+		return nil, err
 	}
 	// Authenticate before looking at the target: an unauthenticated caller
 	// learns nothing about which operations exist.
 	who, err := h.auth.Authenticate(r.Context(), r, body)
+	release()
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +172,7 @@ func (h *Handler) writeError(w http.ResponseWriter, log func() *slog.Logger, op 
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	polls    *prometheus.HistogramVec // long polls (longpoll.go)
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -177,12 +181,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pipelined_api_requests_total", Help: "CodePipeline API requests by operation and error code (empty: success).",
 		}, []string{"operation", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "pipelined_api_request_duration_seconds", Help: "CodePipeline API request latency by operation.",
+			Name: "pipelined_api_request_duration_seconds", Help: "CodePipeline API request latency by operation (long polls are in pipelined_api_long_poll_duration_seconds).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"operation"}),
 	}
+	m.polls = newPollHistogram()
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration)
+		reg.MustRegister(m.requests, m.duration, m.polls)
 	}
 	return m
 }
@@ -192,5 +197,9 @@ func (m *metrics) observe(op, code string, start time.Time) {
 		op = "unknown" // bound the label's cardinality
 	}
 	m.requests.WithLabelValues(op, code).Inc()
+	if longPoll[op] {
+		m.polls.WithLabelValues(op).Observe(time.Since(start).Seconds())
+		return
+	}
 	m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
 }

@@ -102,10 +102,19 @@ type Config struct {
 	// Workload identity: the OIDC issuer and token exchanges (identity.go).
 	Identity IdentityConfig
 
+	// Limits bound slow, stalled or numerous clients: read deadline,
+	// connection cap, idle timeout, body limits (limits.go).
+	Limits LimitsConfig
+
 	// WorkerKeyCacheTTL is how long the CodePipeline API caches worker key
 	// lookups, and so how long a key revoked on another replica keeps
 	// working here (0: workerkeys.DefaultCacheTTL, 10s).
 	WorkerKeyCacheTTL time.Duration
+
+	// MetricsCountInterval is how long the store-counted gauges
+	// (pipelined_jobs, pipelined_approvals_pending) are reused between
+	// scrapes (0: 5s; negative: counted at every scrape).
+	MetricsCountInterval time.Duration
 
 	// Web console sessions (console.go): a session ends after this long
 	// unused, and this long after sign-in (zero: 8h and 7 days).
@@ -213,6 +222,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	rawStore := st
+	st, tel := observeStore(st, log)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
@@ -237,7 +248,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		log.Error("pipeline "+op+" hook failed", "pipeline", name, "err", err)
 	})
 	s.engine = engine.New(engine.Config{
-		Store: st, Definitions: svc, Logger: log,
+		Store: st, Definitions: svc, Logger: log, Observer: tel,
 		AckTimeout: cfg.JobAckTimeout, DefaultApprovalTimeout: cfg.ApprovalTimeout, DefaultJobTimeout: cfg.JobTimeout,
 		Nonces: nonces, Now: cfg.EngineNow,
 	})
@@ -261,6 +272,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.setupRunner()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.registerTelemetry(reg, tel, rawStore)
 	if s.identity, err = s.setupIdentity(ctx, sealer, svc, reg); err != nil {
 		ln.Close()
 		st.Close()
@@ -271,7 +283,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// protocol); everything else takes root only.
 	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.apiLookup}
 	codepipeline := api{Service: svc, ex: ex}
-	api := awsjson.New(codepipeline, awsjson.SigV4{Verifier: verifier}, awsjson.Options{Logger: log, Registerer: reg})
+	api := awsjson.New(codepipeline, awsjson.SigV4{Verifier: verifier}, s.apiBodyOptions(awsjson.Options{Logger: log, Registerer: reg}))
 
 	connAPI := s.setupConnections(sealer)
 
@@ -309,12 +321,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle(console.PathPrefix, consoleHandler)
 	s.routeRunner(mux)
 	mux.Handle("/", s.rootHandler(routeConnections(connAPI, api), artifactHandler)) // STS, the landing page, the APIs, S3 (root.go)
-	s.http = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	// Timeouts, body limits and the connection cap: limits.go.
+	s.http = s.newHTTPServer(mux, log)
 	started = true
 	return s, nil
 }
