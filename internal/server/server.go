@@ -28,6 +28,7 @@ import (
 	"github.com/pipelined/pipelined/internal/credentials"
 	"github.com/pipelined/pipelined/internal/engine"
 	"github.com/pipelined/pipelined/internal/executions"
+	"github.com/pipelined/pipelined/internal/joblogs"
 	"github.com/pipelined/pipelined/internal/oidcapi"
 	"github.com/pipelined/pipelined/internal/pipelines"
 	"github.com/pipelined/pipelined/internal/s3api"
@@ -98,6 +99,9 @@ type Config struct {
 	// lookups, and so how long a key revoked on another replica keeps
 	// working here (0: workerkeys.DefaultCacheTTL, 10s).
 	WorkerKeyCacheTTL time.Duration
+
+	// Logs configures job logs (joblogs.go).
+	Logs LogConfig
 }
 
 // Server is a running pipelined.
@@ -118,6 +122,7 @@ type Server struct {
 	builtin    *builtin.Runner // built-in S3 action workers and source poller (builtin.go)
 	identity   *identityParts  // OIDC issuer and token endpoints (identity.go)
 	workerKeys *workerkeys.Service
+	jobLogs    *joblogs.Service // job logs (joblogs.go)
 	// PublicURL is the URL clients reach the server at.
 	PublicURL string
 }
@@ -249,6 +254,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle(s.identity.issuer.DiscoveryPath(), s.identity.issuer.Handler())
 	mux.Handle(s.identity.issuer.JWKSPath(), s.identity.issuer.Handler())
 	mux.Handle(oidcapi.PathPrefix, s.identity.api)
+	s.setupJobLogs(mux)
 	mux.Handle("/", routeAPIOrS3(api, artifactHandler))
 	s.http = &http.Server{
 		Handler:           mux,
@@ -314,6 +320,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	go func() { defer close(identityDone); s.identity.issuer.Run(sweepCtx) }()
 	uploadsDone := make(chan struct{})
 	go func() { defer close(uploadsDone); s.runUploadSweeper(sweepCtx) }()
+	logsDone := make(chan struct{})
+	go func() { defer close(logsDone); s.runLogSweeper(sweepCtx) }()
 	builtinCtx, stopBuiltin := context.WithCancel(context.WithoutCancel(ctx))
 	builtinDone := make(chan struct{})
 	go func() { defer close(builtinDone); s.builtin.Run(builtinCtx) }()
@@ -340,6 +348,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	<-wakeupsDone
 	<-identityDone
 	<-uploadsDone
+	<-logsDone
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}

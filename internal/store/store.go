@@ -289,6 +289,7 @@ type Store interface {
 	ThirdPartyClients
 	SigningKeyStore
 	WorkerKeys
+	Logs // logs.go
 }
 
 // ---------------------------------------------------------------------------
