@@ -336,6 +336,9 @@ func (s *Service) actionDetail(decl *wire.PipelineDeclaration, x *engine.Executi
 	}
 	if ad := findDeclared(decl, run.Stage, run.Name); ad != nil {
 		d.Input.ActionTypeId, d.Input.RoleArn, d.Input.Region = ad.ActionTypeId, ad.RoleArn, ad.Region
+		if s.logStreamARN != nil {
+			d.Output.ExecutionResult.LogStreamARN = s.logStreamARN(x.Pipeline, run.ExecutionID, ad.ActionTypeId)
+		}
 	}
 	for _, name := range run.Inputs {
 		d.Input.InputArtifacts = append(d.Input.InputArtifacts, artifactDetail(x, name))

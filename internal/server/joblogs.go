@@ -5,8 +5,12 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/pipelined/pipelined/internal/awsjson"
 	"github.com/pipelined/pipelined/internal/identity"
 	"github.com/pipelined/pipelined/internal/joblogs"
+	"github.com/pipelined/pipelined/internal/logsapi"
+	"github.com/pipelined/pipelined/internal/sigv4"
+	"github.com/pipelined/pipelined/internal/wire"
 )
 
 // LogConfig configures job logs (internal/joblogs).
@@ -40,6 +44,38 @@ func (s *Server) setupJobLogs(mux *http.ServeMux) {
 		Logger:        s.log,
 	})
 	mux.Handle(joblogs.Path, s.jobLogs.Handler())
+	s.executions.SetLogStreamARN(s.commandsLogStreamARN)
+	days := 0
+	if retention > 0 && retention%(24*time.Hour) == 0 {
+		days = int(retention / (24 * time.Hour))
+	}
+	s.logsAPI = logsapi.New(logsapi.Config{
+		Store: s.store, Logs: s.jobLogs, Region: s.cfg.Region, AccountID: s.cfg.AccountID, RetentionDays: days, Logger: s.log,
+		// Root credentials only: worker keys confine to job protocols.
+		Auth: awsjson.SigV4{Verifier: &sigv4.Verifier{Region: s.cfg.Region, Service: logsapi.SigningService, Lookup: s.rootLookup}},
+	})
+}
+
+// commandsLogStreamARN is the logStreamARN ListActionExecutions shows: the
+// stream of a Commands action execution, as on AWS (other action types
+// write no log there).
+func (s *Server) commandsLogStreamARN(pipeline, actionExecutionID string, t *wire.ActionTypeId) string {
+	if t == nil || t.Owner != "AWS" || t.Category != "Compute" || t.Provider != "Commands" || actionExecutionID == "" {
+		return ""
+	}
+	return logsapi.StreamARN(s.cfg.Region, s.cfg.AccountID, pipeline, actionExecutionID)
+}
+
+// routeLogs sends CloudWatch Logs requests (by their X-Amz-Target) to the
+// logs API and everything else to next.
+func (s *Server) routeLogs(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" && logsapi.IsLogsRequest(r) {
+			s.logsAPI.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // runLogSweeper finishes, compacts and expires job logs until ctx is done

@@ -29,6 +29,7 @@ import (
 	"github.com/pipelined/pipelined/internal/engine"
 	"github.com/pipelined/pipelined/internal/executions"
 	"github.com/pipelined/pipelined/internal/joblogs"
+	"github.com/pipelined/pipelined/internal/logsapi"
 	"github.com/pipelined/pipelined/internal/oidcapi"
 	"github.com/pipelined/pipelined/internal/pipelines"
 	"github.com/pipelined/pipelined/internal/s3api"
@@ -123,6 +124,7 @@ type Server struct {
 	identity   *identityParts  // OIDC issuer and token endpoints (identity.go)
 	workerKeys *workerkeys.Service
 	jobLogs    *joblogs.Service // job logs (joblogs.go)
+	logsAPI    *logsapi.Handler // their CloudWatch Logs API (joblogs.go)
 	// PublicURL is the URL clients reach the server at.
 	PublicURL string
 }
@@ -255,7 +257,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle(s.identity.issuer.JWKSPath(), s.identity.issuer.Handler())
 	mux.Handle(oidcapi.PathPrefix, s.identity.api)
 	s.setupJobLogs(mux)
-	mux.Handle("/", routeAPIOrS3(api, artifactHandler))
+	mux.Handle("/", s.routeLogs(routeAPIOrS3(api, artifactHandler)))
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

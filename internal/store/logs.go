@@ -99,6 +99,10 @@ type Logs interface {
 	// LogChunks returns up to limit chunks of a log that end after the
 	// given offset (Offset+Length > from), by Seq.
 	LogChunks(ctx context.Context, jobID string, from int64, limit int) ([]LogChunk, error)
+	// LogOffsetAt returns the Offset of the first chunk (by Seq) whose
+	// Last time is at or after t: where a reader of the events from t on
+	// starts. ErrNotFound when there is none.
+	LogOffsetAt(ctx context.Context, jobID string, t time.Time) (int64, error)
 	// LogChunksBefore returns up to limit chunks of a log that start
 	// before the given offset, by Seq descending.
 	LogChunksBefore(ctx context.Context, jobID string, before int64, limit int) ([]LogChunk, error)

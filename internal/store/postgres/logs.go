@@ -350,3 +350,15 @@ func (s *Store) DeleteLogs(ctx context.Context, finishedBefore time.Time, limit 
 	}
 	return n, nil
 }
+
+// LogOffsetAt returns the offset of the first chunk whose last event is at
+// or after t.
+func (s *Store) LogOffsetAt(ctx context.Context, jobID string, t time.Time) (int64, error) {
+	var off int64
+	err := s.pool.QueryRow(ctx, `SELECT off FROM log_chunks WHERE job_id = $1 AND last_event >= $2 ORDER BY seq LIMIT 1`,
+		jobID, t.UnixMilli()).Scan(&off)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: log offset of %q at %v: %w", jobID, t, mapErr(err))
+	}
+	return off, nil
+}

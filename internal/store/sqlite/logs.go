@@ -363,3 +363,15 @@ func (s *Store) DeleteLogs(ctx context.Context, finishedBefore time.Time, limit 
 	}
 	return deleted, nil
 }
+
+// LogOffsetAt returns the offset of the first chunk whose last event is at
+// or after t.
+func (s *Store) LogOffsetAt(ctx context.Context, jobID string, t time.Time) (int64, error) {
+	var off int64
+	err := s.queryRow(ctx, `SELECT off FROM log_chunks WHERE job_id = ? AND last_event >= ? ORDER BY seq LIMIT 1`,
+		jobID, toMillis(t)).Scan(&off)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: log offset of %q at %v: %w", jobID, t, notFound(err))
+	}
+	return off, nil
+}

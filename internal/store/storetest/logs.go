@@ -196,6 +196,15 @@ func testLogChunkSeek(t *testing.T, s *suite) {
 			t.Errorf("LogChunks from %d limit %d = %v, want %v", tc.from, tc.limit, got, tc.want)
 		}
 	}
+	for at, want := range map[int64]int64{0: 0, 2: 20, 4: 40} {
+		off, err := st.LogOffsetAt(ctx, "j1", logT(at))
+		if err != nil || off != want {
+			t.Errorf("LogOffsetAt %d = %d %v, want %d", at, off, err, want)
+		}
+	}
+	if _, err := st.LogOffsetAt(ctx, "j1", logT(5)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LogOffsetAt after the last event: %v, want ErrNotFound", err)
+	}
 	for _, tc := range []struct {
 		before int64
 		limit  int
