@@ -203,6 +203,7 @@ var adminCommands = []adminCommand{
 		success: http.StatusOK,
 		flags:   workerKeyRequest(http.MethodDelete),
 	},
+	connectionCredentialsCommand, // admin_connections.go
 }
 
 // workerKeyRequest is the flags and request of a command on one worker key

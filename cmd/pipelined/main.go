@@ -141,6 +141,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.cfg.Identity.AWSSTSEndpoint, "aws-sts-endpoint", "", "workload identity: the STS endpoint AssumeRoleWithWebIdentity goes to (default: https://sts.<region>.amazonaws.com)")
 	fs.StringVar(&o.cfg.Identity.GCPSTSEndpoint, "gcp-sts-endpoint", "https://sts.googleapis.com", "workload identity: GCP's Security Token Service base URL (token exchange)")
 	fs.StringVar(&o.cfg.Identity.GCPIAMCredentialsEndpoint, "gcp-iam-credentials-endpoint", "https://iamcredentials.googleapis.com", "workload identity: GCP's IAM Credentials base URL (service account access tokens)")
+	fs.StringVar(&o.cfg.Identity.AzureTokenEndpoint, "azure-token-endpoint", "https://login.microsoftonline.com", "workload identity: Microsoft Entra ID's authority; Azure exchanges POST to <this>/<tenant>/oauth2/v2.0/token")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	return fs, o

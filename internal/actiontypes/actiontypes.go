@@ -51,6 +51,10 @@ type Type struct {
 	// JobTimeoutMinutes is how long a job of this type may run (custom and
 	// third-party types; CodePipeline's default is one hour).
 	JobTimeoutMinutes int
+	// Executor and Permissions are what UpdateActionType set (nil until
+	// then: a job worker executor, any account).
+	Executor    *wire.ActionTypeExecutor    `json:",omitempty"`
+	Permissions *wire.ActionTypePermissions `json:",omitempty"`
 }
 
 // New builds the action type that a CreateCustomActionType-shaped request

@@ -21,6 +21,7 @@
 //	GET    /admin/v1/worker-keys                                       list worker keys (never secrets)
 //	GET    /admin/v1/worker-keys/{accessKeyId}                         describe one
 //	DELETE /admin/v1/worker-keys/{accessKeyId}                         revoke (idempotent)
+//	POST   /admin/v1/connection-credentials                            set a connection's credentials (never shown again)
 //
 // Errors are JSON, {"code": "...", "message": "..."}, with an HTTP status
 // that says what kind of failure it is (400, 401, 403, 404, 405, 409, 413,
@@ -42,6 +43,7 @@ import (
 	"github.com/pipelined/pipelined/internal/actiontypes"
 	"github.com/pipelined/pipelined/internal/awsjson"
 	"github.com/pipelined/pipelined/internal/caller"
+	"github.com/pipelined/pipelined/internal/connections"
 	"github.com/pipelined/pipelined/internal/sigv4"
 	"github.com/pipelined/pipelined/internal/store"
 	"github.com/pipelined/pipelined/internal/wire"
@@ -88,6 +90,9 @@ type Config struct {
 	// WorkerKeys issues and revokes worker keys (nil: the worker-key
 	// routes answer an internal failure).
 	WorkerKeys *workerkeys.Service
+	// Connections sets connection credentials (nil: that route answers an
+	// internal failure).
+	Connections *connections.Service
 }
 
 // Handler serves the admin API.
@@ -98,11 +103,12 @@ type Handler struct {
 	log        *slog.Logger
 	newID      func() string
 	workerKeys *workerkeys.Service
+	conns      *connections.Service
 }
 
 // New returns the admin API's handler.
 func New(c Config) *Handler {
-	h := &Handler{store: c.Store, pipelines: c.Pipelines, auth: awsjson.SigV4{Verifier: c.Verifier}, log: c.Logger, newID: c.NewID, workerKeys: c.WorkerKeys}
+	h := &Handler{store: c.Store, pipelines: c.Pipelines, auth: awsjson.SigV4{Verifier: c.Verifier}, log: c.Logger, newID: c.NewID, workerKeys: c.WorkerKeys, conns: c.Connections}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -125,6 +131,7 @@ var statusOf = map[string]int{
 	wire.ErrActionTypeNotFound:         http.StatusNotFound,
 	ErrClientNotFound:                  http.StatusNotFound,
 	ErrWorkerKeyNotFound:               http.StatusNotFound,
+	"ResourceNotFoundException":        http.StatusNotFound, // a connection (set-connection-credentials)
 	ErrNotFound:                        http.StatusNotFound,
 	ErrMethodNotAllowed:                http.StatusMethodNotAllowed,
 	ErrClientAlreadyExists:             http.StatusConflict,
@@ -213,6 +220,8 @@ func (h *Handler) serve(r *http.Request) (int, any, error) {
 		routes = []route{{http.MethodPost, h.createWorkerKey}, {http.MethodGet, h.listWorkerKeys}}
 	case len(parts) == 2 && parts[0] == "worker-keys" && parts[1] != "":
 		routes = []route{{http.MethodGet, h.getWorkerKey}, {http.MethodDelete, h.revokeWorkerKey}}
+	case len(parts) == 1 && parts[0] == "connection-credentials":
+		routes = []route{{http.MethodPost, h.setConnectionCredentials}}
 	default:
 		return 0, nil, wire.Errorf(ErrNotFound, "No admin operation at %s", r.URL.Path)
 	}

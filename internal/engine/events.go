@@ -30,53 +30,58 @@ const maxActive = 1000
 func (e *Engine) Start(ctx context.Context, req StartRequest) (string, error) {
 	var id string
 	err := e.transact(ctx, req.Pipeline, func(t *txn) error {
-		if req.ClientToken != "" {
-			prev, err := t.tx.ExecutionByToken(req.ClientToken)
-			if err == nil {
-				id = prev.ID
-				return nil
-			}
-			if !errors.Is(err, store.ErrNotFound) {
-				return err
-			}
-		}
-		decl, err := t.def(0)
-		if err != nil {
-			return err
-		}
-		vars, err := resolveVariables(decl, req.Variables)
-		if err != nil {
-			return err
-		}
-		for action := range req.SourceOverrides {
-			if !isSourceAction(decl, action) {
-				return wire.Errorf(wire.ErrValidation, "sourceRevisions names action '%s', which is not a source action of pipeline '%s'", action, req.Pipeline)
-			}
-		}
-		if t.runtime().Active >= maxActive {
-			return wire.Errorf(wire.ErrConcurrentPipelineExecutionsLimitExceeded, "Pipeline '%s' already has %d executions in progress or waiting", req.Pipeline, t.runtime().Active)
-		}
-		x := &Execution{
-			ID: e.newID(), Pipeline: req.Pipeline, PipelineVersion: t.latest, Status: StatusInProgress,
-			Mode: string(decl.ExecutionMode), Type: TypeStandard, TriggerType: req.TriggerType, TriggerDetail: req.TriggerDetail,
-			Variables: vars, ClientToken: req.ClientToken, SourceOverrides: req.SourceOverrides, Created: t.now,
-		}
-		for _, sd := range decl.Stages {
-			x.Stages = append(x.Stages, StageRun{Name: sd.Name})
-		}
-		id = x.ID
-		t.touch(x)
-		t.runtime().Active++
-		if err := t.arrive(x); err != nil {
-			return err
-		}
-		return t.advance(x)
+		var err error
+		id, err = t.start(req)
+		return err
 	})
 	if errors.Is(err, store.ErrAlreadyExists) {
 		// A concurrent start with the same token won: answer its execution.
 		return e.Start(ctx, req)
 	}
 	return id, err
+}
+
+// start begins an execution inside a transition.
+func (t *txn) start(req StartRequest) (string, error) {
+	if req.ClientToken != "" {
+		prev, err := t.tx.ExecutionByToken(req.ClientToken)
+		if err == nil {
+			return prev.ID, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return "", err
+		}
+	}
+	decl, err := t.def(0)
+	if err != nil {
+		return "", err
+	}
+	vars, err := resolveVariables(decl, req.Variables)
+	if err != nil {
+		return "", err
+	}
+	for action := range req.SourceOverrides {
+		if !isSourceAction(decl, action) {
+			return "", wire.Errorf(wire.ErrValidation, "sourceRevisions names action '%s', which is not a source action of pipeline '%s'", action, req.Pipeline)
+		}
+	}
+	if t.runtime().Active >= maxActive {
+		return "", wire.Errorf(wire.ErrConcurrentPipelineExecutionsLimitExceeded, "Pipeline '%s' already has %d executions in progress or waiting", req.Pipeline, t.runtime().Active)
+	}
+	x := &Execution{
+		ID: t.e.newID(), Pipeline: req.Pipeline, PipelineVersion: t.latest, Status: StatusInProgress,
+		Mode: string(decl.ExecutionMode), Type: TypeStandard, TriggerType: req.TriggerType, TriggerDetail: req.TriggerDetail,
+		Variables: vars, ClientToken: req.ClientToken, SourceOverrides: req.SourceOverrides, Created: t.now,
+	}
+	for _, sd := range decl.Stages {
+		x.Stages = append(x.Stages, StageRun{Name: sd.Name})
+	}
+	t.touch(x)
+	t.runtime().Active++
+	if err := t.arrive(x); err != nil {
+		return "", err
+	}
+	return x.ID, t.advance(x)
 }
 
 func isSourceAction(decl *wire.PipelineDeclaration, action string) bool {
@@ -218,6 +223,7 @@ func (e *Engine) Retry(ctx context.Context, pipeline, stage, id string, allActio
 			}
 		}
 		st.Actions = kept
+		archiveConditions(x, st, KindOnFailure)
 		st.Attempt++
 		st.Retries++
 		st.Status = StatusInProgress
@@ -270,14 +276,7 @@ func (e *Engine) Rollback(ctx context.Context, pipeline, stage, target string) (
 		if slot.Latest == target {
 			return wire.Errorf(wire.ErrUnableToRollbackStage, "Execution %s is already the latest execution of stage '%s'", target, stage)
 		}
-		x := &Execution{
-			ID: e.newID(), Pipeline: pipeline, PipelineVersion: t.latest, Status: StatusInProgress, Mode: string(decl.ExecutionMode),
-			Type: TypeRollback, TriggerType: string(wire.TriggerTypeManualRollback), Variables: tx.Variables,
-			RollbackTarget: target, Only: stage, Stage: si, Artifacts: tx.Artifacts, Outputs: tx.Outputs, Created: t.now,
-		}
-		for _, sd := range decl.Stages {
-			x.Stages = append(x.Stages, StageRun{Name: sd.Name})
-		}
+		x := t.newRollback(pipeline, t.latest, string(decl.ExecutionMode), stage, tx, wire.TriggerTypeManualRollback, "")
 		id = x.ID
 		t.touch(x)
 		t.runtime().Active++
@@ -380,6 +379,9 @@ func (e *Engine) fireTimer(ctx context.Context, tm store.Timer) error {
 		}
 		if err != nil {
 			return err
+		}
+		if p.Executor == ruleTimerExecutor {
+			return t.fireRuleTimer(x, p.ActionExec)
 		}
 		_, run := x.actionRun(p.ActionExec)
 		if run == nil || run.Status != StatusInProgress {

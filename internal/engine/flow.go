@@ -36,13 +36,54 @@ func (t *txn) advance(x *Execution) error {
 			return nil // waiting for a job result, an approval or a timer
 		}
 		if x.Status == StatusStopping {
+			if err := t.cancelConditions(x, st); err != nil {
+				return err
+			}
 			st.Status = StatusStopped
 			t.finish(x, StatusStopped, x.StopReason)
 			return t.release(x, st.Name)
 		}
+		// Stage conditions (conditions.go); rollback executions skip them.
+		if x.Type != TypeRollback && sd.BeforeEntry != nil && hasRules(sd.BeforeEntry.Conditions) && len(st.Actions) == 0 {
+			out, err := t.gate(x, st, KindBeforeEntry, sd.BeforeEntry.Conditions)
+			if err != nil || out == gateWait {
+				return err
+			}
+			if out == gateFail {
+				if beforeEntryResult(sd) == wire.ResultSkip {
+					st.Status = StatusSkipped
+					if done, err := t.leaveStage(x, st); err != nil || done {
+						return err
+					}
+					continue
+				}
+				st.Status = StatusFailed
+				t.finish(x, StatusFailed, fmt.Sprintf("Stage '%s' did not meet its entry condition: %s", st.Name, conditionSummary(st, KindBeforeEntry)))
+				return t.release(x, st.Name)
+			}
+		}
 		if anyRun(st, StatusFailed) || anyRun(st, StatusAbandoned) {
+			what, note := failStands, ""
+			if !anyRun(st, StatusAbandoned) {
+				if what, note, err = t.onFailure(x, st, sd); err != nil || what == failWait {
+					return err
+				}
+				if what == failRetried {
+					continue
+				}
+			}
 			st.Status = StatusFailed
-			t.finish(x, StatusFailed, failureSummary(st))
+			summary := failureSummary(st) + note
+			if what == failRollback {
+				why, err := t.queueRollback(x, st.Name)
+				if err != nil {
+					return err
+				}
+				if why != "" {
+					summary = joinSummary(summary, "no automatic rollback: "+why)
+				}
+			}
+			t.finish(x, StatusFailed, summary)
 			return t.release(x, st.Name)
 		}
 		if group, ok := nextGroup(st, sd); ok {
@@ -51,34 +92,63 @@ func (t *txn) advance(x *Execution) error {
 			}
 			continue
 		}
-		// Every action of the stage succeeded.
+		// Every action of the stage succeeded: the onSuccess condition decides.
+		if x.Type != TypeRollback && sd.OnSuccess != nil && hasRules(sd.OnSuccess.Conditions) {
+			out, err := t.gate(x, st, KindOnSuccess, sd.OnSuccess.Conditions)
+			if err != nil || out == gateWait {
+				return err
+			}
+			if out == gateFail {
+				st.Status = StatusFailed
+				summary := fmt.Sprintf("Stage '%s' did not meet its success condition: %s", st.Name, conditionSummary(st, KindOnSuccess))
+				if onSuccessResult(sd) == wire.ResultRollback {
+					why, err := t.queueRollback(x, st.Name)
+					if err != nil {
+						return err
+					}
+					if why != "" {
+						summary = joinSummary(summary, "no automatic rollback: "+why)
+					}
+				}
+				t.finish(x, StatusFailed, summary)
+				return t.release(x, st.Name)
+			}
+		}
 		st.Status = StatusSucceeded
-		t.touch(x)
-		if err := t.release(x, st.Name); err != nil {
-			return err
-		}
-		if x.Only != "" {
-			t.finish(x, StatusSucceeded, "")
-			return nil
-		}
-		x.Stage++
-		if x.Stage >= len(x.Stages) {
-			t.finish(x, StatusSucceeded, "")
-			return nil
-		}
-		latest, err := t.latestVersion()
-		if err != nil {
-			return t.orphan(x, err)
-		}
-		if latest != x.PipelineVersion {
-			t.finish(x, StatusCancelled, fmt.Sprintf("The pipeline was updated to version %d before this execution (version %d) could complete", latest, x.PipelineVersion))
-			return nil
-		}
-		if err := t.arrive(x); err != nil {
+		t.runtime().slot(st.Name).Succeeded = x.ID
+		if done, err := t.leaveStage(x, st); err != nil || done {
 			return err
 		}
 	}
 	return fmt.Errorf("engine: execution %s did not settle", x.ID)
+}
+
+// leaveStage releases a stage the execution succeeded in or skipped and
+// brings it to the next one. done is true when the execution settled
+// (finished, or waiting at the next stage's inbound).
+func (t *txn) leaveStage(x *Execution, st *StageRun) (done bool, err error) {
+	t.touch(x)
+	if err := t.release(x, st.Name); err != nil {
+		return true, err
+	}
+	if x.Only != "" {
+		t.finish(x, StatusSucceeded, "")
+		return true, nil
+	}
+	x.Stage++
+	if x.Stage >= len(x.Stages) {
+		t.finish(x, StatusSucceeded, "")
+		return true, nil
+	}
+	latest, err := t.latestVersion()
+	if err != nil {
+		return true, t.orphan(x, err)
+	}
+	if latest != x.PipelineVersion {
+		t.finish(x, StatusCancelled, fmt.Sprintf("The pipeline was updated to version %d before this execution (version %d) could complete", latest, x.PipelineVersion))
+		return true, nil
+	}
+	return false, t.arrive(x)
 }
 
 // orphan ends an execution whose pipeline is gone.
@@ -196,6 +266,7 @@ func (t *txn) enter(x *Execution, slot *StageSlot) error {
 	st.Status = StatusInProgress
 	st.Attempt++
 	st.Actions = nil
+	archiveConditions(x, st, "")
 	t.touch(x)
 	return nil
 }

@@ -20,6 +20,8 @@ const (
 	StatusCancelled  = "Cancelled"
 	// Action-only status.
 	StatusAbandoned = "Abandoned"
+	// Stage-only status: a beforeEntry condition with result SKIP failed.
+	StatusSkipped = "Skipped"
 )
 
 // Execution modes and types.
@@ -64,6 +66,9 @@ type Execution struct {
 	Outputs map[string]map[string]string `json:"outputs,omitempty"`
 	// History holds finished attempts of actions that were retried.
 	History []ActionRun `json:"history,omitempty"`
+	// RuleHistory holds rule runs of conditions evaluated again (a stage
+	// retried automatically re-evaluates its onFailure condition).
+	RuleHistory []RuleRun `json:"ruleHistory,omitempty"`
 
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
@@ -92,6 +97,11 @@ type StageRun struct {
 	Attempt int         `json:"attempt,omitempty"`
 	Retries int         `json:"retries,omitempty"`
 	Actions []ActionRun `json:"actions,omitempty"` // latest attempt of each action started
+	// Conditions are the stage conditions evaluated in this stage run
+	// (conditions.go).
+	Conditions []ConditionRun `json:"conditions,omitempty"`
+	// AutoRetries counts automatic retries (onFailure RETRY).
+	AutoRetries int `json:"autoRetries,omitempty"`
 }
 
 // ActionRun is one attempt of an action.
@@ -157,6 +167,9 @@ type StageSlot struct {
 	// LastAction is, by action name, the execution that started the
 	// action's latest attempt (GetPipelineState's actionStates).
 	LastAction map[string]string `json:"lastAction,omitempty"`
+	// Succeeded is the execution that last succeeded in the stage: the
+	// target of an automatic rollback.
+	Succeeded string `json:"succeeded,omitempty"`
 	// Disabled is set while the inbound transition is disabled.
 	Disabled *Disabled `json:"disabled,omitempty"`
 	// Changed is when the transition was last enabled or disabled, and by whom.

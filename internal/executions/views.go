@@ -57,6 +57,15 @@ func (s *Service) GetPipelineState(ctx context.Context, in *wire.GetPipelineStat
 				if st.Retries > 0 {
 					ss.RetryStageMetadata = &wire.RetryStageMetadata{ManualStageRetryAttempt: wire.Ptr(st.Retries), LatestRetryTrigger: wire.RetryTriggerManualStageRetry}
 				}
+				if st.AutoRetries > 0 { // conditions.go
+					if ss.RetryStageMetadata == nil {
+						ss.RetryStageMetadata = &wire.RetryStageMetadata{LatestRetryTrigger: wire.RetryTriggerAutomatedStageRetry}
+					}
+					ss.RetryStageMetadata.AutoStageRetryAttempt = wire.Ptr(st.AutoRetries)
+				}
+				ss.BeforeEntryConditionState = stageConditionState(st, engine.KindBeforeEntry)
+				ss.OnSuccessConditionState = stageConditionState(st, engine.KindOnSuccess)
+				ss.OnFailureConditionState = stageConditionState(st, engine.KindOnFailure)
 			}
 		}
 		for _, ad := range sd.Actions {

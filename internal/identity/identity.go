@@ -187,10 +187,29 @@ type Claims struct {
 	JobID               string `json:"job_id"`
 }
 
-// ClaimsFor builds the claims of a token for a run and an audience.
+// ClaimsFor builds the claims of a token for a run and an audience, valid
+// for the service's TokenTTL.
 func (s *Service) ClaimsFor(ctx context.Context, r *Run, audience string) (*Claims, error) {
+	return s.ClaimsForLifetime(ctx, r, audience, 0)
+}
+
+// MinTokenLifetime is the shortest lifetime a token request may ask for:
+// a shorter token would expire under ordinary clock skew before a cloud
+// provider accepts it.
+const MinTokenLifetime = time.Minute
+
+// ClaimsForLifetime is ClaimsFor with a lifetime the caller chose, from
+// MinTokenLifetime up to the service's TokenTTL (0: TokenTTL). A caller
+// may shorten a token, never lengthen it.
+func (s *Service) ClaimsForLifetime(ctx context.Context, r *Run, audience string, lifetime time.Duration) (*Claims, error) {
 	if err := CheckAudience(audience); err != nil {
 		return nil, err
+	}
+	if lifetime == 0 {
+		lifetime = s.cfg.TokenTTL
+	}
+	if lifetime < MinTokenLifetime || lifetime > s.cfg.TokenTTL {
+		return nil, fmt.Errorf("identity: token lifetime %s is outside %s to %s", lifetime, MinTokenLifetime, s.cfg.TokenTTL)
 	}
 	if audience == "" {
 		audience = DefaultAudience
@@ -199,7 +218,7 @@ func (s *Service) ClaimsFor(ctx context.Context, r *Run, audience string) (*Clai
 	k := r.Job.ActionType
 	c := &Claims{
 		Issuer: s.cfg.Issuer, Audience: audience,
-		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(s.cfg.TokenTTL).Unix(),
+		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(lifetime).Unix(),
 		ID:        uuid.Must(uuid.NewRandomFromReader(rand.Reader)).String(),
 		AccountID: s.cfg.AccountID, Region: s.cfg.Region,
 		PipelineID: r.Job.Pipeline, PipelineName: r.Job.Pipeline, PipelineVersion: r.execution.PipelineVersion,

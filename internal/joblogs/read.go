@@ -52,14 +52,14 @@ type Event struct {
 // Cursor reads a log's events forward from an offset, one chunk in memory
 // at a time.
 type Cursor struct {
-	st     Store
-	jobID  string
-	next   int64         // offset of the next chunk to load
-	d      *decodedChunk // the loaded chunk (nil: none)
-	base   int64         // its Offset
-	pos    int           // position in d.data
-	from   int64         // events starting before it are skipped
-	done   bool
+	st    Store
+	jobID string
+	next  int64         // offset of the next chunk to load
+	d     *decodedChunk // the loaded chunk (nil: none)
+	base  int64         // its Offset
+	pos   int           // position in d.data
+	from  int64         // events starting before it are skipped
+	done  bool
 }
 
 // NewCursor returns a cursor at the first event that starts at or after

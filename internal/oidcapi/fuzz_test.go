@@ -2,7 +2,9 @@ package oidcapi
 
 import (
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/pipelined/pipelined/internal/federation"
 	"github.com/pipelined/pipelined/internal/identity"
@@ -19,10 +21,14 @@ func FuzzRequestBodies(f *testing.F) {
 		`{"gcpOidcTokenRequestDTO":{"gcpProjectId":"1","workloadPoolId":"pool","providerId":"prov","serviceAccountEmail":"a@b.c"}}`,
 		`{"oidcIdToken":"a.b.c","retryPolicy":{"backOffStrategyType":"FullJitterBackoffStrategy","backOffStrategy":{"baseDelay":-1}}}`,
 		`{"a":1}{"b":2}`, `{"audience":"\u0000"}`,
+		`{"lifetime":300}`, `{"lifetime":"300"}`, `{"lifetime":1e3}`, `{"lifetime":-1}`, `{"lifetime":99999999999999999999999}`, `{"lifetime":null}`,
+		`{"azureOidcTokenRequestDTO":{"accountId":"123456789012","tenantId":"72f988bf-86f1-41af-91ab-2d7cd011db47","clientId":"x","audience":"api://AzureADTokenExchange","subscriptionId":"s","resourceGroup":"rg"}}`,
+		`{"tenantId":"contoso.onmicrosoft.com","clientId":"11111111-2222-3333-4444-555555555555","resource":"https://management.azure.com","oidcToken":"a.b.c","retryPolicy":{"backOffStrategyType":"EqualJitterBackoffStrategy","backOffStrategy":{"baseDelay":100,"maxBackoffTime":50}}}`,
+		`{"tenantId":"common","resource":"api://x/.default"}`, `{"resource":"%zz://"}`,
 	} {
 		f.Add([]byte(s))
 	}
-	h := &Handler{cfg: Config{AccountID: "123456789012"}}
+	h := &Handler{cfg: Config{AccountID: "123456789012", Identity: identity.New(identity.Config{TokenTTL: time.Hour})}}
 	claims := &identity.Claims{AccountID: "123456789012", PipelineID: "p", StageType: "Build", StepType: "X"}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		check := func(err error) bool {
@@ -61,5 +67,23 @@ func FuzzRequestBodies(f *testing.F) {
 		}
 		var q gcpAccessRequest
 		check(decode(body, &q))
+		var z idTokenAzureRequest
+		if check(decode(body, &z)) {
+			if d, errs := h.parseLifetime(z.Lifetime); len(errs) == 0 && d != 0 && (d < identity.MinTokenLifetime || d > time.Hour) {
+				t.Fatalf("lifetime %s accepted", d)
+			}
+			if aud, _ := h.azureFields(z.DTO); aud == "" {
+				t.Fatal("no audience for an Azure token")
+			}
+		}
+		var x azureAccessRequest
+		if check(decode(body, &x)) {
+			federation.CheckAzureTenant(x.TenantID)
+			federation.CheckAzureClient(x.ClientID)
+			if scope, msg := federation.AzureScope(x.Resource); msg == "" && !strings.HasSuffix(scope, "/.default") {
+				t.Fatalf("resource %q gave scope %q", x.Resource, scope)
+			}
+			h.azureFields(x.DTO)
+		}
 	})
 }

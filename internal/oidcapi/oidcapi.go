@@ -8,6 +8,8 @@
 //	POST /ng/api/oidc/access-token/aws/webidentity-session-access   AWS credentials (STS AssumeRoleWithWebIdentity)
 //	POST /ng/api/oidc/access-token/gcp/workload-access              a GCP federated access token (STS token exchange)
 //	POST /ng/api/oidc/access-token/gcp/service-account-access       a GCP service account access token
+//	POST /ng/api/oidc/id-token/azure                                an ID token for Microsoft Entra workload identity federation
+//	POST /ng/api/oidc/access-token/azure                            an Entra access token (client credentials, the ID token as client assertion)
 //
 // Every request is made by a running job: "Authorization: Bearer
 // <jobId>:<nonce>" (or the same value in Harness's x-api-key header); see
@@ -48,6 +50,7 @@ type Config struct {
 	Identity  *identity.Service
 	AWS       *federation.AWS
 	GCP       *federation.GCP
+	Azure     *federation.Azure
 	AccountID string
 	Logger    *slog.Logger
 	// Registerer takes the endpoints' metrics (nil: not registered).
@@ -81,6 +84,8 @@ func New(cfg Config) *Handler {
 	h.route("access-token/aws/webidentity-session-access", h.awsSession)
 	h.route("access-token/gcp/workload-access", h.gcpWorkload)
 	h.route("access-token/gcp/service-account-access", h.gcpServiceAccount)
+	h.route("id-token/azure", h.idTokenAzure)
+	h.route("access-token/azure", h.azureAccess)
 	return h
 }
 
@@ -279,10 +284,14 @@ type idTokenAWSRequest struct {
 	// sts.amazonaws.com).
 	Audience string  `json:"audience"`
 	DTO      *awsDTO `json:"awsOidcTokenRequestDto"`
+	// Lifetime is pipelined's addition: the token's lifetime in seconds
+	// (see parseLifetime).
+	Lifetime json.RawMessage `json:"lifetime"`
 }
 
 type idTokenGCPRequest struct {
-	DTO *gcpDTO `json:"gcpOidcTokenRequestDTO"`
+	DTO      *gcpDTO         `json:"gcpOidcTokenRequestDTO"`
+	Lifetime json.RawMessage `json:"lifetime"`
 }
 
 type awsSessionRequest struct {
@@ -383,14 +392,14 @@ func checkAttributes(path string, attrs map[string]string, c *identity.Claims) [
 
 // mint signs a token for the calling job after checking the asserted
 // attributes; it logs the token's id, never the token.
-func (h *Handler) mint(c *call, audience, attrPath string, attrs map[string]string, errs []fieldError) (string, *identity.Claims, error) {
+func (h *Handler) mint(c *call, audience, attrPath string, attrs map[string]string, errs []fieldError, lifetime time.Duration) (string, *identity.Claims, error) {
 	if err := identity.CheckAudience(audience); err != nil {
 		errs = append(errs, fieldError{"audience", err.Error()})
 	}
 	if len(errs) > 0 {
 		return "", nil, badRequest(errs...)
 	}
-	claims, err := h.cfg.Identity.ClaimsFor(c.r.Context(), c.run, audience)
+	claims, err := h.cfg.Identity.ClaimsForLifetime(c.r.Context(), c.run, audience, lifetime)
 	if err != nil {
 		return "", nil, err
 	}
@@ -411,12 +420,12 @@ func (h *Handler) idTokenAWS(c *call, body []byte) (any, error) {
 		return nil, err
 	}
 	var attrs map[string]string
-	var errs []fieldError
+	lifetime, errs := h.parseLifetime(req.Lifetime)
 	if req.DTO != nil {
-		errs = h.checkAccount("awsOidcTokenRequestDto.accountId", req.DTO.AccountID)
+		errs = append(errs, h.checkAccount("awsOidcTokenRequestDto.accountId", req.DTO.AccountID)...)
 		attrs = req.DTO.Attributes
 	}
-	tok, _, err := h.mint(c, req.Audience, "awsOidcTokenRequestDto.oidcIdTokenCustomAttributesStructure", attrs, errs)
+	tok, _, err := h.mint(c, req.Audience, "awsOidcTokenRequestDto.oidcIdTokenCustomAttributesStructure", attrs, errs, lifetime)
 	return tok, err
 }
 
@@ -458,14 +467,15 @@ func (h *Handler) idTokenGCP(c *call, body []byte) (any, error) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	errs := h.gcpFields(req.DTO, false)
+	lifetime, errs := h.parseLifetime(req.Lifetime)
+	errs = append(errs, h.gcpFields(req.DTO, false)...)
 	var aud string
 	var attrs map[string]string
 	if req.DTO != nil {
 		aud = federation.Audience(req.DTO.GcpProjectID, req.DTO.WorkloadPoolID, req.DTO.ProviderID)
 		attrs = req.DTO.Attributes
 	}
-	tok, _, err := h.mint(c, aud, "gcpOidcTokenRequestDTO.oidcIdTokenCustomAttributesStructure", attrs, errs)
+	tok, _, err := h.mint(c, aud, "gcpOidcTokenRequestDTO.oidcIdTokenCustomAttributesStructure", attrs, errs, lifetime)
 	return tok, err
 }
 
@@ -473,7 +483,7 @@ func (h *Handler) idTokenGCP(c *call, body []byte) (any, error) {
 // to be this issuer's and the calling job's, or one minted now.
 func (h *Handler) subjectToken(c *call, given, audience, attrPath string, attrs map[string]string, errs []fieldError) (string, error) {
 	if given == "" {
-		tok, _, err := h.mint(c, audience, attrPath, attrs, errs)
+		tok, _, err := h.mint(c, audience, attrPath, attrs, errs, 0)
 		return tok, err
 	}
 	claims, err := h.cfg.Identity.VerifyFor(c.r.Context(), c.run, given)

@@ -233,6 +233,10 @@ func (s *Service) GetActionType(ctx context.Context, in *wire.GetActionTypeInput
 	if t.JobTimeoutMinutes > 0 {
 		decl.Executor.JobTimeout = wire.Ptr(t.JobTimeoutMinutes * 60)
 	}
+	if t.Executor != nil { // set by UpdateActionType (updateactiontype.go)
+		decl.Executor = t.Executor
+	}
+	decl.Permissions = t.Permissions
 	for _, p := range t.ActionConfigurationProperties {
 		decl.Properties = append(decl.Properties, wire.ActionTypeProperty{
 			Name: p.Name, Description: p.Description, Key: boolOr(p.Key), NoEcho: boolOr(p.Secret),

@@ -114,6 +114,9 @@ func (s *Service) validate(ctx context.Context, p *wire.PipelineDeclaration) err
 		if len(st.Blockers) > 0 {
 			return wire.Errorf(wire.ErrInvalidBlockerDeclaration, "Stage '%s' declares blockers, which are reserved for future use", st.Name)
 		}
+		if err := validateConditions(p, si); err != nil { // conditions.go
+			return err
+		}
 		if n := len(st.Actions); n < 1 || n > maxActionsPerStage {
 			return stageErr("Stage '%s' must have between 1 and %d actions; it has %d", st.Name, maxActionsPerStage, n)
 		}

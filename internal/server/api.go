@@ -104,3 +104,22 @@ func (a api) PutJobSuccessResult(ctx context.Context, in *wire.PutJobSuccessResu
 func (a api) PutJobFailureResult(ctx context.Context, in *wire.PutJobFailureResultInput) error {
 	return a.ex.PutJobFailureResult(ctx, in)
 }
+
+// Stage conditions, rules and the remaining operations
+// (internal/executions/conditions.go and targets.go).
+
+func (a api) OverrideStageCondition(ctx context.Context, in *wire.OverrideStageConditionInput) error {
+	return a.ex.OverrideStageCondition(ctx, in)
+}
+
+func (a api) ListRuleExecutions(ctx context.Context, in *wire.ListRuleExecutionsInput) (*wire.ListRuleExecutionsOutput, error) {
+	return a.ex.ListRuleExecutions(ctx, in)
+}
+
+func (a api) PutActionRevision(ctx context.Context, in *wire.PutActionRevisionInput) (*wire.PutActionRevisionOutput, error) {
+	return a.ex.PutActionRevision(ctx, in)
+}
+
+func (a api) ListDeployActionExecutionTargets(ctx context.Context, in *wire.ListDeployActionExecutionTargetsInput) (*wire.ListDeployActionExecutionTargetsOutput, error) {
+	return a.ex.ListDeployActionExecutionTargets(ctx, in)
+}

@@ -18,8 +18,8 @@ import (
 
 // Workload identity: pipelined is an OIDC issuer (internal/oidc) whose
 // tokens go to running jobs only (internal/identity), through Harness-shaped
-// endpoints that also exchange them for AWS and GCP credentials
-// (internal/oidcapi, internal/federation).
+// endpoints that also exchange them for AWS, GCP
+// and Azure credentials (internal/oidcapi, internal/federation).
 
 // IdentityConfig is the workload-identity part of Config.
 type IdentityConfig struct {
@@ -37,6 +37,10 @@ type IdentityConfig struct {
 	// exchange and IAM Credentials base URLs ("": Google's).
 	GCPSTSEndpoint            string
 	GCPIAMCredentialsEndpoint string
+	// AzureTokenEndpoint is Microsoft Entra ID's authority, where
+	// <endpoint>/<tenant>/oauth2/v2.0/token is ("": the public cloud's,
+	// https://login.microsoftonline.com).
+	AzureTokenEndpoint string
 	// FederationMaxTotal bounds one exchange with its retries (0: 30s).
 	FederationMaxTotal time.Duration
 	// OIDCNow is the issuer's and the tokens' clock (tests).
@@ -92,6 +96,8 @@ func (s *Server) setupIdentity(ctx context.Context, sealer *secrets.Sealer, svc 
 		AWS: &federation.AWS{Endpoint: c.AWSSTSEndpoint, Region: s.cfg.Region, MaxTotal: c.FederationMaxTotal,
 			HTTPClient: &http.Client{Timeout: 10 * time.Second}},
 		GCP: &federation.GCP{STSEndpoint: c.GCPSTSEndpoint, IAMCredentialsEndpoint: c.GCPIAMCredentialsEndpoint, MaxTotal: c.FederationMaxTotal,
+			HTTPClient: &http.Client{Timeout: 10 * time.Second}},
+		Azure: &federation.Azure{Endpoint: c.AzureTokenEndpoint, MaxTotal: c.FederationMaxTotal,
 			HTTPClient: &http.Client{Timeout: 10 * time.Second}},
 	})
 	return &identityParts{issuer: iss, api: api}, nil

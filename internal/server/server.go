@@ -25,6 +25,7 @@ import (
 	"github.com/pipelined/pipelined/internal/admin"
 	"github.com/pipelined/pipelined/internal/awsjson"
 	"github.com/pipelined/pipelined/internal/builtin"
+	"github.com/pipelined/pipelined/internal/connections"
 	"github.com/pipelined/pipelined/internal/credentials"
 	"github.com/pipelined/pipelined/internal/engine"
 	"github.com/pipelined/pipelined/internal/executions"
@@ -123,8 +124,11 @@ type Server struct {
 	builtin    *builtin.Runner // built-in S3 action workers and source poller (builtin.go)
 	identity   *identityParts  // OIDC issuer and token endpoints (identity.go)
 	workerKeys *workerkeys.Service
-	jobLogs    *joblogs.Service // job logs (joblogs.go)
-	logsAPI    *logsapi.Handler // their CloudWatch Logs API (joblogs.go)
+	locks      dataLocks // SQLite: the data dir and database locks (datalock.go)
+	// connections: CodeConnections connections and hosts (connections.go).
+	connections *connections.Service
+	jobLogs     *joblogs.Service // job logs (joblogs.go)
+	logsAPI     *logsapi.Handler // their CloudWatch Logs API (joblogs.go)
 	// PublicURL is the URL clients reach the server at.
 	PublicURL string
 }
@@ -148,6 +152,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	locks, err := lockData(cfg)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			locks.release()
+		}
+	}()
 
 	key, err := masterKey(cfg, log)
 	if err != nil {
@@ -180,7 +194,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, store: st, listener: ln, root: root}
+	s := &Server{cfg: cfg, log: log, store: st, listener: ln, root: root, locks: locks}
 	s.workerKeys = workerkeys.New(st, sealer, cfg.AccountID, cfg.WorkerKeyCacheTTL, log)
 	s.PublicURL = cfg.PublicURL
 	if s.PublicURL == "" {
@@ -231,6 +245,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// protocol); everything else takes root only.
 	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.apiLookup}
 	api := awsjson.New(api{Service: svc, ex: ex}, awsjson.SigV4{Verifier: verifier}, awsjson.Options{Logger: log, Registerer: reg})
+	connAPI := s.setupConnections(sealer)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -249,7 +264,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// signed by the root credentials, and only them, for its own signing
 	// service.
 	mux.Handle(admin.PathPrefix, admin.New(admin.Config{
-		Store: st, Pipelines: svc, Logger: log, WorkerKeys: s.workerKeys,
+		Store: st, Pipelines: svc, Logger: log, WorkerKeys: s.workerKeys, Connections: s.connections,
 		Verifier: &sigv4.Verifier{Region: cfg.Region, Service: admin.SigningService, Lookup: s.rootLookup},
 	}))
 	// Workload identity: discovery and JWKS, and the token endpoints.
@@ -257,13 +272,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle(s.identity.issuer.JWKSPath(), s.identity.issuer.Handler())
 	mux.Handle(oidcapi.PathPrefix, s.identity.api)
 	s.setupJobLogs(mux)
-	mux.Handle("/", s.routeLogs(routeAPIOrS3(api, artifactHandler)))
+	mux.Handle("/", routeAPIOrS3(s.routeLogs(routeConnections(connAPI, api)), artifactHandler))
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	started = true
 	return s, nil
 }
 
@@ -354,6 +370,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
+	s.locks.release()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

@@ -107,7 +107,7 @@ const (
 	msgBothAuthMethods  = "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified"
 	msgMalformedQuery   = "The query string is not validly percent-encoded."
 	msgBadCredential    = "The Credential is mal-formed; expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\"."
-	msgHostNotSigned    = "The 'host' header must be signed (be listed in SignedHeaders)."
+	msgHostNotSigned    = "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
 	msgBadSignatureHex  = "The signature must be 64 hexadecimal characters."
 	msgMissingDate      = "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
 	msgBadPayloadHash   = "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, or a valid sha256 value."

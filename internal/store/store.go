@@ -289,7 +289,8 @@ type Store interface {
 	ThirdPartyClients
 	SigningKeyStore
 	WorkerKeys
-	Logs // logs.go
+	Logs           // logs.go
+	GitConnections // gitconnections.go
 }
 
 // ---------------------------------------------------------------------------

@@ -73,6 +73,10 @@ type Operation struct {
 	Call func(ctx context.Context, api API, body []byte) (any, error)
 }
 
+// Decode is decode for the wire layers generated into other packages
+// (internal/wire/gen -package).
+func Decode(body []byte, in any) error { return decode(body, in) }
+
 // decode reads a request body. An empty body is an empty object, as the AWS
 // JSON protocol allows. Unknown members are ignored, as AWS does; a value of
 // the wrong JSON type is a SerializationException.
@@ -213,7 +217,13 @@ func (v *Validator) Length(path string, sensitive bool, s string, min, max int) 
 // Pattern checks a string against an anchored pattern of the model.
 func (v *Validator) Pattern(path string, sensitive bool, s string, re *regexp.Regexp) {
 	if !re.MatchString(s) {
-		v.add(path, true, shown(sensitive, s), "Member must satisfy regular expression pattern: "+patternText[re])
+		text, ok := patternText[re]
+		if !ok {
+			// A pattern of a wire layer generated into another package:
+			// the model's text is the compiled one without its anchors.
+			text = strings.TrimSuffix(strings.TrimPrefix(re.String(), "^(?:"), ")$")
+		}
+		v.add(path, true, shown(sensitive, s), "Member must satisfy regular expression pattern: "+text)
 	}
 }
 

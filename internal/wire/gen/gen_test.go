@@ -31,3 +31,27 @@ func TestGeneratedCodeIsUpToDate(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectionWireIsUpToDate does the same for the connection services'
+// wire layers (internal/connwire), generated with -package.
+func TestConnectionWireIsUpToDate(t *testing.T) {
+	for _, c := range []struct{ model, pkg string }{
+		{"codeconnections-2023-12-01.json.gz", "codeconnections"},
+		{"codestar-connections-2019-12-01.json.gz", "codestar"},
+	} {
+		dir := filepath.Join("..", "..", "connwire")
+		files, err := GenerateFor(filepath.Join(dir, "model", c.model), c.pkg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range files {
+			got, err := os.ReadFile(filepath.Join(dir, c.pkg, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("connwire/%s/%s is stale: run go generate ./internal/connwire", c.pkg, name)
+			}
+		}
+	}
+}
