@@ -198,7 +198,7 @@ func describeLogGroups(h *Handler, ctx context.Context, body []byte) (any, error
 		for _, g := range groups {
 			after = g.Pipeline
 			name := GroupPrefix + g.Pipeline
-			if in.LogGroupNamePattern != "" && !strings.Contains(strings.ToLower(name), strings.ToLower(in.LogGroupNamePattern)) {
+			if in.LogGroupNamePattern != "" && !strings.Contains(name, in.LogGroupNamePattern) { // case-sensitive, as on AWS
 				continue
 			}
 			if len(out.LogGroups) == limit {
