@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/pipelined/pipelined/internal/identity"
 	"github.com/pipelined/pipelined/internal/joblogs"
 	"github.com/pipelined/pipelined/internal/logsapi"
+	"github.com/pipelined/pipelined/internal/runner"
 	"github.com/pipelined/pipelined/internal/sigv4"
 	"github.com/pipelined/pipelined/internal/wire"
 )
@@ -64,6 +67,24 @@ func (s *Server) commandsLogStreamARN(pipeline, actionExecutionID string, t *wir
 		return ""
 	}
 	return logsapi.StreamARN(s.cfg.Region, s.cfg.AccountID, pipeline, actionExecutionID)
+}
+
+// embeddedLogSink is the embedded runner's log sink: the job log service,
+// in process (set up after the runner; called only once serving). Its
+// answers are the HTTP endpoint's: a gap answers the acked length, a
+// refusal (job not in progress, no such job, too large) stops shipping.
+type embeddedLogSink struct{ s *Server }
+
+func (e embeddedLogSink) AppendLog(ctx context.Context, jobID, _ string, offset int64, data []byte) (int64, error) {
+	acked, err := e.s.jobLogs.Append(ctx, jobID, offset, data)
+	var gap *joblogs.GapError
+	switch {
+	case errors.As(err, &gap):
+		return gap.Acked, nil
+	case errors.Is(err, joblogs.ErrJobNotRunning), errors.Is(err, joblogs.ErrNoJob), errors.Is(err, joblogs.ErrTooLarge), errors.Is(err, joblogs.ErrBadOffset):
+		return 0, fmt.Errorf("%w: %w", runner.ErrLogsRefused, err)
+	}
+	return acked, err
 }
 
 // routeLogs sends CloudWatch Logs requests (by their X-Amz-Target) to the

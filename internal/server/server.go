@@ -26,6 +26,8 @@ import (
 	"github.com/pipelined/pipelined/internal/awsjson"
 	"github.com/pipelined/pipelined/internal/builtin"
 	"github.com/pipelined/pipelined/internal/connections"
+	"github.com/pipelined/pipelined/internal/console"
+	"github.com/pipelined/pipelined/internal/consoleusers"
 	"github.com/pipelined/pipelined/internal/credentials"
 	"github.com/pipelined/pipelined/internal/engine"
 	"github.com/pipelined/pipelined/internal/executions"
@@ -33,6 +35,7 @@ import (
 	"github.com/pipelined/pipelined/internal/logsapi"
 	"github.com/pipelined/pipelined/internal/oidcapi"
 	"github.com/pipelined/pipelined/internal/pipelines"
+	"github.com/pipelined/pipelined/internal/runner"
 	"github.com/pipelined/pipelined/internal/s3api"
 	"github.com/pipelined/pipelined/internal/secrets"
 	"github.com/pipelined/pipelined/internal/sigv4"
@@ -67,6 +70,9 @@ type Config struct {
 	ApprovalTimeout time.Duration // an approval without timeoutInMinutes fails after it (7 days)
 	JobPollWait     time.Duration // how long PollForJobs waits for a job when none is queued
 	JobTimeout      time.Duration // an acknowledged job with no timeout of its own (action or type) fails after it (1 hour)
+	// EngineNow, when set, is the engine's clock: transitions and due timers
+	// (tests move it to open a deployment window).
+	EngineNow func() time.Time
 	// Executors registers extra action executors by action type (tests
 	// and programs that embed the server); they take precedence over the
 	// built-in ones.
@@ -104,6 +110,16 @@ type Config struct {
 
 	// Logs configures job logs (joblogs.go).
 	Logs LogConfig
+	// Web console sessions (console.go): a session ends after this long
+	// unused, and this long after sign-in (zero: 8h and 7 days).
+	ConsoleSessionIdle   time.Duration
+	ConsoleSessionMaxAge time.Duration
+	// ConsoleLiveRecheck is how often an open pipeline page re-reads the
+	// pipeline without having heard of a change from this replica's engine
+	// (changes made on other replicas); zero: 5s.
+	ConsoleLiveRecheck time.Duration
+	// Runner configures Commands actions and the embedded runner (runner.go).
+	Runner RunnerConfig
 }
 
 // Server is a running pipelined.
@@ -124,7 +140,11 @@ type Server struct {
 	builtin    *builtin.Runner // built-in S3 action workers and source poller (builtin.go)
 	identity   *identityParts  // OIDC issuer and token endpoints (identity.go)
 	workerKeys *workerkeys.Service
-	locks      dataLocks // SQLite: the data dir and database locks (datalock.go)
+	// consoleUsers are the web console's users and sessions (console.go).
+	consoleUsers *consoleusers.Service
+	runner       *runner.Runner // the embedded Commands runner (runner.go); nil when off
+	runnerHTTP   *http.Client
+	locks        dataLocks // SQLite: the data dir and database locks (datalock.go)
 	// connections: CodeConnections connections and hosts (connections.go).
 	connections *connections.Service
 	jobLogs     *joblogs.Service // job logs (joblogs.go)
@@ -215,6 +235,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.engine = engine.New(engine.Config{
 		Store: st, Definitions: svc, Logger: log,
 		AckTimeout: cfg.JobAckTimeout, DefaultApprovalTimeout: cfg.ApprovalTimeout, DefaultJobTimeout: cfg.JobTimeout,
+		Now: cfg.EngineNow,
 	})
 	// Built-in S3 actions become jobs, run by the workers of internal/builtin.
 	for _, k := range builtin.Keys() {
@@ -233,6 +254,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// After the artifact store: the built-in S3 actions use its bucket hook.
 	s.builtin = builtin.New(s.engine, st, svc, s.builtinOptions())
+	if s.cfg.Runner.Logs == nil {
+		s.cfg.Runner.Logs = embeddedLogSink{s} // job logs (joblogs.go)
+	}
+	s.setupRunner()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if s.identity, err = s.setupIdentity(ctx, sealer, svc, reg); err != nil {
@@ -244,8 +269,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// awsjson and the job operations confine to their action type's job
 	// protocol); everything else takes root only.
 	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.apiLookup}
-	api := awsjson.New(api{Service: svc, ex: ex}, awsjson.SigV4{Verifier: verifier}, awsjson.Options{Logger: log, Registerer: reg})
+	codepipeline := api{Service: svc, ex: ex}
+	api := awsjson.New(codepipeline, awsjson.SigV4{Verifier: verifier}, awsjson.Options{Logger: log, Registerer: reg})
+
 	connAPI := s.setupConnections(sealer)
+
+	consoleHandler, err := s.setupConsole(codepipeline)
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -264,15 +298,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// signed by the root credentials, and only them, for its own signing
 	// service.
 	mux.Handle(admin.PathPrefix, admin.New(admin.Config{
-		Store: st, Pipelines: svc, Logger: log, WorkerKeys: s.workerKeys, Connections: s.connections,
+		Store: st, Pipelines: svc, Logger: log, WorkerKeys: s.workerKeys, ConsoleUsers: s.consoleUsers, Connections: s.connections,
 		Verifier: &sigv4.Verifier{Region: cfg.Region, Service: admin.SigningService, Lookup: s.rootLookup},
 	}))
 	// Workload identity: discovery and JWKS, and the token endpoints.
 	mux.Handle(s.identity.issuer.DiscoveryPath(), s.identity.issuer.Handler())
 	mux.Handle(s.identity.issuer.JWKSPath(), s.identity.issuer.Handler())
 	mux.Handle(oidcapi.PathPrefix, s.identity.api)
+	mux.Handle(console.PathPrefix, consoleHandler)
 	s.setupJobLogs(mux)
-	mux.Handle("/", routeAPIOrS3(s.routeLogs(routeConnections(connAPI, api)), artifactHandler))
+	s.routeRunner(mux)
+	mux.Handle("/", s.rootHandler(s.routeLogs(routeConnections(connAPI, api)), artifactHandler)) // STS, the landing page, the APIs, S3 (root.go)
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -336,6 +372,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	// since their S3 I/O may go through this server's own listener.
 	identityDone := make(chan struct{})
 	go func() { defer close(identityDone); s.identity.issuer.Run(sweepCtx) }()
+	consoleDone := make(chan struct{})
+	go func() { defer close(consoleDone); s.runConsoleSweeper(sweepCtx) }()
 	uploadsDone := make(chan struct{})
 	go func() { defer close(uploadsDone); s.runUploadSweeper(sweepCtx) }()
 	logsDone := make(chan struct{})
@@ -343,6 +381,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	builtinCtx, stopBuiltin := context.WithCancel(context.WithoutCancel(ctx))
 	builtinDone := make(chan struct{})
 	go func() { defer close(builtinDone); s.builtin.Run(builtinCtx) }()
+	// The embedded runner: polling stops with the built-in workers; its
+	// jobs get half the shutdown timeout to finish, then are cancelled.
+	runnerJobs, cancelRunnerJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRunnerJobs()
+	runnerDone := make(chan struct{})
+	go func() { defer close(runnerDone); s.runRunner(builtinCtx, runnerJobs) }()
 	s.log.Info("pipelined serving", "listen", s.Addr(), "public_url", s.PublicURL, "region", s.cfg.Region, "account_id", s.cfg.AccountID)
 	var err error
 	select {
@@ -351,6 +395,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Info("shutting down")
 		stopBuiltin() // built-in S3 actions: let jobs in flight finish
 		<-builtinDone
+		grace := time.AfterFunc(s.cfg.ShutdownTimeout/2, cancelRunnerJobs)
+		<-runnerDone
+		grace.Stop()
 		s.executions.Drain()
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		err = s.http.Shutdown(sctx)
@@ -361,12 +408,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	// that another replica takes over at once.
 	stopBuiltin()
 	<-builtinDone
+	cancelRunnerJobs()
+	<-runnerDone
 	stopSweeper()
 	<-sweeperDone
 	<-wakeupsDone
 	<-identityDone
 	<-uploadsDone
 	<-logsDone
+	<-consoleDone
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
