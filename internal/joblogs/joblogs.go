@@ -282,9 +282,8 @@ func (s *Service) compact(ctx context.Context, jobID string) error {
 			break
 		}
 		var (
-			bb        blockBuilder
-			run       []store.LogChunk
-			oldStored int64
+			bb  blockBuilder
+			run []store.LogChunk
 		)
 		flush := func() error {
 			if len(run) == 0 {
@@ -294,14 +293,14 @@ func (s *Service) compact(ctx context.Context, jobID string) error {
 			data := bb.encode()
 			c := store.LogChunk{Offset: first.Offset, Length: last.Offset + last.Length - first.Offset,
 				First: first.First, Last: last.Last, Data: data}
-			return s.cfg.Store.ReplaceLogChunks(ctx, jobID, first.Seq, last.Seq, c, int64(len(data))-oldStored)
+			return s.cfg.Store.ReplaceLogChunks(ctx, jobID, first.Seq, last.Seq, c)
 		}
 		for _, c := range chunks {
 			if c.Data[0] == encBlock || int64(bb.raw.Len())+c.Length > blockTarget && len(run) > 0 {
 				if err := flush(); err != nil {
 					return err
 				}
-				bb, run, oldStored = blockBuilder{}, nil, 0
+				bb, run = blockBuilder{}, nil
 			}
 			if c.Data[0] == encBlock {
 				from = c.Offset + c.Length
@@ -313,7 +312,6 @@ func (s *Service) compact(ctx context.Context, jobID string) error {
 			}
 			bb.add(d)
 			run = append(run, c)
-			oldStored += int64(len(c.Data))
 			from = c.Offset + c.Length
 		}
 		if err := flush(); err != nil {

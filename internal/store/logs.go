@@ -108,9 +108,10 @@ type Logs interface {
 	LogChunksBefore(ctx context.Context, jobID string, before int64, limit int) ([]LogChunk, error)
 	// ReplaceLogChunks replaces the chunks of a log with Seq in [fromSeq,
 	// toSeq] by one chunk (stored with Seq toSeq), in one transaction, and
-	// adds delta to the stream's StoredBytes. ErrConflict when those
-	// chunks do not cover exactly c's range.
-	ReplaceLogChunks(ctx context.Context, jobID string, fromSeq, toSeq int64, c LogChunk, storedDelta int64) error
+	// updates the stream's StoredBytes by the difference in data size (so
+	// that a second compactor repeating the same replacement changes
+	// nothing). ErrConflict when those chunks do not cover exactly c's range.
+	ReplaceLogChunks(ctx context.Context, jobID string, fromSeq, toSeq int64, c LogChunk) error
 	// MarkLogCompacted sets a finished stream's Compacted flag.
 	MarkLogCompacted(ctx context.Context, jobID string) error
 	// PendingLogs returns up to limit streams that are open, or finished

@@ -270,17 +270,17 @@ func (s *Store) LogChunksBefore(ctx context.Context, jobID string, before int64,
 }
 
 // ReplaceLogChunks replaces a run of chunks by one.
-func (s *Store) ReplaceLogChunks(ctx context.Context, jobID string, fromSeq, toSeq int64, c store.LogChunk, storedDelta int64) error {
+func (s *Store) ReplaceLogChunks(ctx context.Context, jobID string, fromSeq, toSeq int64, c store.LogChunk) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM log_streams WHERE job_id = $1 FOR UPDATE`, jobID); err != nil {
 			return err
 		}
 		var (
-			lo, hi *int64
-			n      int64
+			lo, hi    *int64
+			n, stored int64
 		)
-		if err := tx.QueryRow(ctx, `SELECT min(off), max(off + length), count(*) FROM log_chunks
-			WHERE job_id = $1 AND seq BETWEEN $2 AND $3`, jobID, fromSeq, toSeq).Scan(&lo, &hi, &n); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT min(off), max(off + length), count(*), coalesce(sum(length(data)), 0)::bigint FROM log_chunks
+			WHERE job_id = $1 AND seq BETWEEN $2 AND $3`, jobID, fromSeq, toSeq).Scan(&lo, &hi, &n, &stored); err != nil {
 			return err
 		}
 		if n == 0 || *lo != c.Offset || *hi != c.Offset+c.Length {
@@ -293,7 +293,7 @@ func (s *Store) ReplaceLogChunks(ctx context.Context, jobID string, fromSeq, toS
 			jobID, toSeq, c.Offset, c.Length, c.First.UnixMilli(), c.Last.UnixMilli(), blob(c.Data)); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE log_streams SET stored_bytes = stored_bytes + $2 WHERE job_id = $1`, jobID, storedDelta)
+		_, err := tx.Exec(ctx, `UPDATE log_streams SET stored_bytes = stored_bytes + $2 WHERE job_id = $1`, jobID, int64(len(c.Data))-stored)
 		return err
 	})
 	if err != nil {

@@ -270,7 +270,7 @@ func (s *Store) LogChunksBefore(ctx context.Context, jobID string, before int64,
 }
 
 // ReplaceLogChunks replaces a run of chunks by one.
-func (s *Store) ReplaceLogChunks(ctx context.Context, jobID string, fromSeq, toSeq int64, c store.LogChunk, storedDelta int64) error {
+func (s *Store) ReplaceLogChunks(ctx context.Context, jobID string, fromSeq, toSeq int64, c store.LogChunk) error {
 	err := s.write(ctx, func(w *wtx) error {
 		var (
 			lo, hi    sql.NullInt64
@@ -289,7 +289,7 @@ func (s *Store) ReplaceLogChunks(ctx context.Context, jobID string, fromSeq, toS
 			toMillis(c.First), toMillis(c.Last), blob(c.Data)); err != nil {
 			return err
 		}
-		_, err := w.exec(`UPDATE log_streams SET stored_bytes = stored_bytes + ? WHERE job_id = ?`, storedDelta, jobID)
+		_, err := w.exec(`UPDATE log_streams SET stored_bytes = stored_bytes + ? WHERE job_id = ?`, int64(len(c.Data))-stored, jobID)
 		return err
 	})
 	if err != nil {

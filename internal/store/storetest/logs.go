@@ -226,13 +226,13 @@ func testLogReplaceChunks(t *testing.T, s *suite) {
 	}
 	block := store.LogChunk{Offset: 10, Length: 20, First: logT(1), Last: logT(2), Data: []byte("z-block")}
 	// A range the chunks do not cover exactly is a conflict.
-	if err := st.ReplaceLogChunks(ctx, "j1", 1, 2, store.LogChunk{Offset: 10, Length: 25, Data: []byte("x")}, 0); !errors.Is(err, store.ErrConflict) {
+	if err := st.ReplaceLogChunks(ctx, "j1", 1, 2, store.LogChunk{Offset: 10, Length: 25, Data: []byte("x")}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("ReplaceLogChunks of a wrong range: %v, want ErrConflict", err)
 	}
-	if err := st.ReplaceLogChunks(ctx, "j1", 5, 6, block, 0); !errors.Is(err, store.ErrConflict) {
+	if err := st.ReplaceLogChunks(ctx, "j1", 5, 6, block); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("ReplaceLogChunks of no chunks: %v, want ErrConflict", err)
 	}
-	noErr(t, "ReplaceLogChunks", st.ReplaceLogChunks(ctx, "j1", 1, 2, block, -13))
+	noErr(t, "ReplaceLogChunks", st.ReplaceLogChunks(ctx, "j1", 1, 2, block))
 	cs, err := st.LogChunks(ctx, "j1", 0, 10)
 	noErr(t, "LogChunks", err)
 	if len(cs) != 3 || cs[1].Seq != 2 || cs[1].Offset != 10 || cs[1].Length != 20 || string(cs[1].Data) != "z-block" ||
@@ -241,11 +241,16 @@ func testLogReplaceChunks(t *testing.T, s *suite) {
 	}
 	ls, err := st.GetLogStream(ctx, "j1")
 	noErr(t, "GetLogStream", err)
-	if ls.StoredBytes != 40-13 {
-		t.Errorf("StoredBytes = %d, want 27", ls.StoredBytes)
+	if ls.StoredBytes != 40-20+7 {
+		t.Errorf("StoredBytes = %d, want 27 (two chunks of 10 bytes became 7)", ls.StoredBytes)
+	}
+	// A second compactor repeating the same replacement changes nothing.
+	noErr(t, "ReplaceLogChunks again", st.ReplaceLogChunks(ctx, "j1", 1, 2, block))
+	if ls, _ := st.GetLogStream(ctx, "j1"); ls.StoredBytes != 27 {
+		t.Errorf("StoredBytes after a repeated replacement = %d, want 27", ls.StoredBytes)
 	}
 	// A second compactor that read the old chunks conflicts: seq 1 is gone.
-	if err := st.ReplaceLogChunks(ctx, "j1", 1, 1, store.LogChunk{Offset: 10, Length: 10, Data: []byte("x")}, 0); !errors.Is(err, store.ErrConflict) {
+	if err := st.ReplaceLogChunks(ctx, "j1", 1, 1, store.LogChunk{Offset: 10, Length: 10, Data: []byte("x")}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("second ReplaceLogChunks: %v, want ErrConflict", err)
 	}
 }
