@@ -90,6 +90,7 @@ type Config struct {
 
 	// Built-in S3 actions (internal/builtin; see builtin.go in this package).
 	SourcePollInterval time.Duration    // how often polled S3 sources are checked (0: 1m; negative: never)
+	GitCacheMaxBytes   int64            // bound of the Git mirror cache under DataDir/git (0: gitsource.DefaultMaxBytes)
 	BuiltinS3          *builtin.Options // nil: the S3 the artifact store is on; tests point it elsewhere
 
 	// Workload identity: the OIDC issuer and token exchanges (identity.go).
@@ -225,6 +226,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	// After the artifact store: the built-in S3 actions use its bucket hook.
+	connAPI := s.setupConnections(sealer) // before the built-in workers: the Git source uses it
 	s.builtin = builtin.New(s.engine, st, svc, s.builtinOptions())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -238,7 +240,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// protocol); everything else takes root only.
 	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.apiLookup}
 	api := awsjson.New(api{Service: svc, ex: ex}, awsjson.SigV4{Verifier: verifier}, awsjson.Options{Logger: log, Registerer: reg})
-	connAPI := s.setupConnections(sealer)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
