@@ -133,18 +133,18 @@ var adminCommands = []adminCommand{
 	},
 	{
 		name: "create-worker-key",
-		args: "--category C --owner Custom|ThirdParty --provider P --version V [--description D]\n" +
+		args: "--category C --owner Custom|ThirdParty|AWS --provider P --version V [--description D]\n" +
 			"        [--credentials-file PATH [--credentials-profile NAME]]",
 		help: "issue a worker key: an access key pair that signs the job-protocol calls of one action type of owner\n" +
 			"        Custom or ThirdParty (poll, acknowledge, details, results) and nothing else, for the hosts that run\n" +
-			"        its jobs. Prints it as JSON; the secret is shown this once. With --credentials-file, also writes\n" +
+			"        its jobs; or of Compute/AWS/Commands/1, for the hosts of pipelined runners. Prints it as JSON; the secret is shown this once. With --credentials-file, also writes\n" +
 			"        the pair to PATH, a new file (an existing one is refused before anything is issued), in the\n" +
 			"        shared-credentials format under [NAME] (default \"default\"), mode 0600, for a worker's\n" +
 			"        AWS_SHARED_CREDENTIALS_FILE.",
 		success: http.StatusCreated,
 		flags: func(fs *flag.FlagSet) func() (adminRequest, error) {
 			category := fs.String("category", "", "the action type's category (Source, Build, Deploy, Test, Invoke, Approval)")
-			owner := fs.String("owner", "", "the action type's owner: Custom or ThirdParty")
+			owner := fs.String("owner", "", "the action type's owner: Custom or ThirdParty (AWS for Compute/AWS/Commands/1, runners)")
 			provider := fs.String("provider", "", "the action type's provider")
 			version := fs.String("version", "", "the action type's version")
 			description := fs.String("description", "", "what the key is for (up to 256 characters)")

@@ -11,11 +11,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/pipelined/pipelined/internal/commandspec"
 	"github.com/pipelined/pipelined/internal/server"
 )
 
@@ -36,6 +38,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stdout, stderr)
 	case "admin":
 		return adminMain(args[1:], stdout, stderr)
+	case "runner":
+		return runnerMain(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "pipelined", versionString())
 		return 0
@@ -74,6 +78,8 @@ Usage:
   pipelined admin <command> [flags]  operator commands against a running server: register third-party
                                      action types, issue, revoke and list third-party clients and
                                      worker keys (pipelined admin help lists them)
+  pipelined runner --server URL      run Compute/AWS/Commands/1 actions for a server on this machine
+                                     (pipelined runner --help lists its flags)
   pipelined version                  print the version
   pipelined help                     show this help
 
@@ -107,9 +113,10 @@ func envName(flagName string) string {
 }
 
 type serveOptions struct {
-	cfg       server.Config
-	logLevel  string
-	logFormat string
+	cfg          server.Config
+	runnerLabels string
+	logLevel     string
+	logFormat    string
 }
 
 func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
@@ -142,6 +149,10 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.cfg.Identity.AWSSTSEndpoint, "aws-sts-endpoint", "", "workload identity: the STS endpoint AssumeRoleWithWebIdentity goes to (default: https://sts.<region>.amazonaws.com)")
 	fs.StringVar(&o.cfg.Identity.GCPSTSEndpoint, "gcp-sts-endpoint", "https://sts.googleapis.com", "workload identity: GCP's Security Token Service base URL (token exchange)")
 	fs.StringVar(&o.cfg.Identity.GCPIAMCredentialsEndpoint, "gcp-iam-credentials-endpoint", "https://iamcredentials.googleapis.com", "workload identity: GCP's IAM Credentials base URL (service account access tokens)")
+	fs.IntVar(&o.cfg.Runner.Slots, "runner-slots", runtime.NumCPU(), "how many Commands actions the embedded runner runs at once on this host (0: no embedded runner; remote runners may still serve)")
+	fs.StringVar(&o.runnerLabels, "runner-labels", "", "the embedded runner's labels, ComputeType=VALUE,EnvironmentType=VALUE (it runs the Commands actions with exactly these)")
+	fs.StringVar(&o.cfg.Runner.WorkDir, "runner-work-dir", "", "where the embedded runner makes the jobs' temporary work directories (default: the system's temporary directory)")
+	fs.DurationVar(&o.cfg.Runner.Lease, "runner-lease", server.DefaultRunnerLease, "a Commands job whose runner sends no heartbeat for this long fails with RunnerLost")
 	fs.StringVar(&o.cfg.Identity.AzureTokenEndpoint, "azure-token-endpoint", "https://login.microsoftonline.com", "workload identity: Microsoft Entra ID's authority; Azure exchanges POST to <this>/<tenant>/oauth2/v2.0/token")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
@@ -183,6 +194,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	o.cfg.Logger = logger
+	if o.cfg.Runner.Labels, err = commandspec.ParseLabels(o.runnerLabels); err != nil {
+		fmt.Fprintln(stderr, "pipelined serve: --runner-labels:", err)
+		return 2
+	}
 	o.cfg.RootAccessKeyID = os.Getenv("PIPELINED_ROOT_ACCESS_KEY_ID")
 	o.cfg.RootSecretAccessKey = os.Getenv("PIPELINED_ROOT_SECRET_ACCESS_KEY")
 	o.cfg.MasterKey = os.Getenv("PIPELINED_MASTER_KEY")

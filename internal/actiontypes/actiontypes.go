@@ -127,8 +127,12 @@ func builtin(category, provider, desc string, in, out *wire.ArtifactDetails, pro
 // Builtins returns the AWS-owned action types pipelined runs itself, with the
 // configuration properties AWS documents for them, in ListActionTypes order.
 func Builtins() []*Type {
-	commands := builtin("Compute", "Commands", "Runs shell commands on the input artifacts.", artifacts(1, 10), artifacts(0, 1))
+	commands := builtin("Compute", "Commands", "Runs shell commands on the input artifacts.", artifacts(1, 10), artifacts(0, 1),
+		prop("ComputeType", "A label a runner must have to run the action (ComputeType=VALUE).", false, false),
+		prop("EnvironmentType", "A label a runner must have to run the action (EnvironmentType=VALUE).", false, false),
+	)
 	commands.RequiresCommands = true
+	commands.JobTimeoutMinutes = 55 // AWS's default and maximum for Commands
 	return []*Type{
 		builtin("Approval", "Manual", "Waits for a person to approve or reject.", artifacts(0, 0), artifacts(0, 0),
 			prop("NotificationArn", "The ARN of an SNS topic to notify when approval is needed.", false, false),

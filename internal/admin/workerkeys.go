@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
+	"github.com/pipelined/pipelined/internal/commandspec"
 	"github.com/pipelined/pipelined/internal/store"
 	"github.com/pipelined/pipelined/internal/wire"
 )
@@ -88,8 +89,8 @@ func (h *Handler) createWorkerKey(ctx context.Context, _ *http.Request, _ []stri
 		return 0, nil, err
 	}
 	key := actiontypes.KeyOf(in.ActionTypeID)
-	if key.Owner != string(wire.ActionOwnerCustom) && key.Owner != string(wire.ActionOwnerThirdParty) {
-		return 0, nil, wire.Errorf(wire.ErrValidation, "Action type %s is owned by %s: worker keys are issued only for action types of owner Custom or ThirdParty (actionTypeId.owner), whose jobs external workers run",
+	if key.Owner != string(wire.ActionOwnerCustom) && key.Owner != string(wire.ActionOwnerThirdParty) && key != commandspec.Key {
+		return 0, nil, wire.Errorf(wire.ErrValidation, "Action type %s is owned by %s: worker keys are issued only for action types of owner Custom or ThirdParty (actionTypeId.owner), whose jobs external workers run, and for Compute/AWS/Commands/1, whose jobs pipelined runners run",
 			key, key.Owner)
 	}
 	typ, err := h.pipelines.ActionType(ctx, key)

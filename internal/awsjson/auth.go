@@ -131,7 +131,7 @@ func jsonCode(k sigv4.Kind) string {
 		return wire.ErrMissingAuthenticationToken
 	case sigv4.IncompleteSignature:
 		return wire.ErrIncompleteSignature
-	case sigv4.UnknownAccessKey, sigv4.InvalidToken:
+	case sigv4.UnknownAccessKey, sigv4.InvalidToken, sigv4.KeyNotAccepted:
 		return wire.ErrUnrecognizedClient
 	case sigv4.ExpiredToken:
 		return "ExpiredTokenException"

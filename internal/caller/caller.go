@@ -44,6 +44,12 @@ var workerOperations = map[string]map[string]bool{
 		"PollForJobs": true, "AcknowledgeJob": true, "GetJobDetails": true,
 		"PutJobSuccessResult": true, "PutJobFailureResult": true,
 	},
+	// pipelined's runners (Compute/AWS/Commands/1, the only AWS type a
+	// worker key may be issued for) speak the custom job protocol.
+	"AWS": {
+		"PollForJobs": true, "AcknowledgeJob": true, "GetJobDetails": true,
+		"PutJobSuccessResult": true, "PutJobFailureResult": true,
+	},
 	"ThirdParty": {
 		"PollForThirdPartyJobs": true, "AcknowledgeThirdPartyJob": true, "GetThirdPartyJobDetails": true,
 		"PutThirdPartyJobSuccessResult": true, "PutThirdPartyJobFailureResult": true,
@@ -53,8 +59,15 @@ var workerOperations = map[string]map[string]bool{
 // MayCall reports whether a worker of this scope may call the operation at
 // all (the operations then check that the job or poll is of its type).
 func (w *WorkerScope) MayCall(operation string) bool {
+	if w.ActionType.Owner == "AWS" && w.ActionType != RunnerType {
+		return false
+	}
 	return workerOperations[w.ActionType.Owner][operation]
 }
+
+// RunnerType is the one AWS-owned action type a worker key may be for:
+// the Commands action, whose jobs pipelined's runners poll.
+var RunnerType = store.ActionTypeKey{Category: "Compute", Owner: "AWS", Provider: "Commands", Version: "1"}
 
 // Denied is the AccessDeniedException a worker caller gets for an
 // operation it may not perform, in AWS's words, with why; detail, when

@@ -14,6 +14,7 @@ import (
 func TestWorkerOperations(t *testing.T) {
 	custom := &WorkerScope{ActionType: store.ActionTypeKey{Category: "Build", Owner: "Custom", Provider: "Tool", Version: "1"}}
 	partner := &WorkerScope{ActionType: store.ActionTypeKey{Category: "Deploy", Owner: "ThirdParty", Provider: "P", Version: "1"}}
+	runner := &WorkerScope{ActionType: RunnerType}
 	other := &WorkerScope{ActionType: store.ActionTypeKey{Category: "Deploy", Owner: "AWS", Provider: "S3", Version: "1"}}
 	n := 0
 	for op := range wire.Operations {
@@ -25,6 +26,9 @@ func TestWorkerOperations(t *testing.T) {
 		}
 		if other.MayCall(op) {
 			t.Errorf("a key of owner AWS may call %s", op)
+		}
+		if r := runner.MayCall(op); r != c {
+			t.Errorf("%s: a runner's key (Commands) %v, a custom worker's %v: they speak the same job protocol", op, r, c)
 		}
 		if c || p {
 			n++

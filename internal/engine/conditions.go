@@ -317,6 +317,20 @@ func archiveConditions(x *Execution, st *StageRun, kind string) {
 	st.Conditions = kept
 }
 
+// archiveUnmet moves the condition runs that did not succeed (and every
+// onFailure run) to the rule history: a manual retry evaluates them again.
+func archiveUnmet(x *Execution, st *StageRun) {
+	kept := st.Conditions[:0:0]
+	for _, cr := range st.Conditions {
+		if cr.Kind != KindOnFailure && (cr.Status == StatusSucceeded || cr.Status == StatusOverridden) {
+			kept = append(kept, cr)
+			continue
+		}
+		x.RuleHistory = append(x.RuleHistory, cr.Rules...)
+	}
+	st.Conditions = kept
+}
+
 // conditionSummary is the first failure message of a kind's conditions.
 func conditionSummary(st *StageRun, kind string) string {
 	for _, cr := range st.ConditionsOf(kind) {

@@ -68,6 +68,8 @@ type Engine struct {
 	byType  map[actiontypes.Key]Executor
 	byOwner map[string]Executor
 	byName  map[string]Executor
+	// leases are the runner leases of action types (lease.go).
+	leases map[actiontypes.Key]time.Duration
 }
 
 // JobsChannel is the store notification channel woken when jobs are

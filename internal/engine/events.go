@@ -223,7 +223,7 @@ func (e *Engine) Retry(ctx context.Context, pipeline, stage, id string, allActio
 			}
 		}
 		st.Actions = kept
-		archiveConditions(x, st, KindOnFailure)
+		archiveUnmet(x, st)
 		st.Attempt++
 		st.Retries++
 		st.Status = StatusInProgress

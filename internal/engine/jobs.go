@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
+	"github.com/pipelined/pipelined/internal/commandspec"
 	"github.com/pipelined/pipelined/internal/store"
 	"github.com/pipelined/pipelined/internal/wire"
 )
@@ -24,6 +25,8 @@ const jobTimer = "job-timeout"
 
 type jobTimerData struct {
 	JobID string `json:"jobId"`
+	// Lease marks the runner lease timer (lease.go), not the job timeout.
+	Lease bool `json:"lease,omitempty"`
 }
 
 func (jobExecutor) Name() string { return "job-worker" }
@@ -57,8 +60,22 @@ func (jobExecutor) Timer(s *Step, data json.RawMessage) error {
 	if j.Status != JobInProgress || s.Run.JobID != j.ID {
 		return nil
 	}
+	if d.Lease {
+		j.Status, j.Updated = JobFailed, t.now
+		if err := t.tx.PutJob(j); err != nil {
+			return err
+		}
+		if err := s.CancelTimer(jobTimer); err != nil {
+			return err
+		}
+		s.Fail(RunnerLost, runnerLostMessage(j.ID, t.e.leases[actiontypes.Key(j.ActionType)]), "")
+		return nil
+	}
 	j.Status, j.Updated = JobTimedOut, t.now
 	if err := t.tx.PutJob(j); err != nil {
+		return err
+	}
+	if err := s.CancelTimer(leaseTimer); err != nil {
 		return err
 	}
 	s.Fail("TimedOut", fmt.Sprintf("The job did not report a result within %s", time.Duration(doc.TimeoutSeconds)*time.Second), "")
@@ -69,6 +86,9 @@ func (jobExecutor) Timer(s *Step, data json.RawMessage) error {
 // report a result.
 func (jobExecutor) Abandon(s *Step) error {
 	if err := s.CancelTimer(jobTimer); err != nil {
+		return err
+	}
+	if err := s.CancelTimer(leaseTimer); err != nil {
 		return err
 	}
 	if s.Run.JobID == "" {
@@ -172,6 +192,11 @@ func (e *Engine) Acknowledge(ctx context.Context, pipeline, jobID, nonce string)
 			if err := t.setAttemptTimer(jobExecutor{}.Name(), j.ExecutionID, doc.ActionExec, jobTimer, j.Deadline, data); err != nil {
 				return err
 			}
+			if ttl := t.e.leases[actiontypes.Key(j.ActionType)]; ttl > 0 {
+				if err := t.setLease(j.ID, j.ExecutionID, doc.ActionExec, ttl); err != nil {
+					return err
+				}
+			}
 		case JobInProgress:
 			// Acknowledging twice with the right nonce is harmless.
 		}
@@ -223,6 +248,9 @@ func (e *Engine) CompleteJob(ctx context.Context, pipeline, jobID string, r JobR
 			return wire.Errorf(wire.ErrInvalidJobState, "Job %s no longer belongs to a running action", jobID)
 		}
 		if err := step.CancelTimer(jobTimer); err != nil {
+			return err
+		}
+		if err := step.CancelTimer(leaseTimer); err != nil {
 			return err
 		}
 		x, run := step.Execution, step.Run
@@ -302,8 +330,26 @@ func (t *txn) queueJob(s *Step, typ *actiontypes.Type, continuation string) erro
 		},
 		ContinuationToken: continuation,
 	}
+	// The action's timeoutInMinutes, else its type's job timeout, else the
+	// engine's default.
+	timeout := time.Duration(typ.JobTimeoutMinutes) * time.Minute
+	if ad.TimeoutInMinutes != nil {
+		timeout = time.Duration(*ad.TimeoutInMinutes) * time.Minute
+	}
+	if timeout <= 0 {
+		timeout = t.e.jobTO
+	}
 	if store_ != nil {
 		data.EncryptionKey = store_.EncryptionKey
+	}
+	if typ.RequiresCommands {
+		cfg, err := commandsConfig(x, ad, run.Resolved, int(timeout/time.Second))
+		if err != nil {
+			s.Fail("ConfigurationError", err.Error(), "")
+			run.JobID = ""
+			return nil
+		}
+		data.ActionConfiguration.Configuration = cfg
 	}
 	for _, name := range run.Inputs {
 		ref := x.Artifacts[name]
@@ -329,15 +375,6 @@ func (t *txn) queueJob(s *Step, typ *actiontypes.Type, continuation string) erro
 	if err != nil {
 		return err
 	}
-	// The action's timeoutInMinutes, else its type's job timeout, else the
-	// engine's default.
-	timeout := time.Duration(typ.JobTimeoutMinutes) * time.Minute
-	if ad.TimeoutInMinutes != nil {
-		timeout = time.Duration(*ad.TimeoutInMinutes) * time.Minute
-	}
-	if timeout <= 0 {
-		timeout = t.e.jobTO
-	}
 	jd := &JobDoc{Stage: run.Stage, Action: run.Name, ActionExec: run.ExecutionID, Attempt: run.Attempt, Continuation: continuation,
 		Data: raw, Outputs: outputs, TimeoutSeconds: int(max(timeout/time.Second, 1))}
 	doc, err := json.Marshal(jd)
@@ -349,6 +386,11 @@ func (t *txn) queueJob(s *Step, typ *actiontypes.Type, continuation string) erro
 		if p.Queryable != nil && *p.Queryable {
 			query = run.Resolved[p.Name]
 		}
+	}
+	if typ.RequiresCommands {
+		// A runner polls with its labels: the job waits for one whose
+		// labels are the action's.
+		query = commandspec.Labels(run.Resolved)
 	}
 	run.JobID = t.e.newID()
 	// The job's worker reports within seconds, usually to this replica:
@@ -434,3 +476,29 @@ func (t *txn) recordOutputs(x *Execution, run *ActionRun, job *JobDoc, revision 
 // or in-server workers (the built-in S3 actions) that claim jobs from the
 // store and report through Acknowledge and CompleteJob like any worker.
 func JobExecutor() Executor { return jobExecutor{} }
+
+// commandsConfig is the configuration of a Commands job: the action's own
+// plus its spec (commandspec), with variable references resolved.
+func commandsConfig(x *Execution, ad *wire.ActionDeclaration, resolved map[string]string, timeoutSeconds int) (map[string]string, error) {
+	spec, err := commandspec.Build(ad, func(field, value string) (string, error) {
+		r, err := resolveConfig(x, map[string]string{field: value})
+		if err != nil {
+			return "", err
+		}
+		return r[field], nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	spec.TimeoutSeconds = timeoutSeconds
+	enc, err := spec.Encode()
+	if err != nil {
+		return nil, err
+	}
+	cfg := make(map[string]string, len(resolved)+1)
+	for k, v := range resolved {
+		cfg[k] = v
+	}
+	cfg[commandspec.SpecKey] = enc
+	return cfg, nil
+}

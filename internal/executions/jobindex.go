@@ -66,7 +66,7 @@ func (s *Service) customJobPipeline(ctx context.Context, operation, id string) (
 			return "", err
 		}
 		r = jobRef{pipeline: j.Pipeline, typ: j.ActionType}
-	} else if r.typ.Owner != "Custom" {
+	} else if !pollable(r.typ) {
 		return "", wire.Errorf(wire.ErrJobNotFound, "Job %s does not exist", id)
 	}
 	if err := workerMayWorkOn(ctx, operation, id, r.typ); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
+	"github.com/pipelined/pipelined/internal/commandspec"
 	"github.com/pipelined/pipelined/internal/engine"
 	"github.com/pipelined/pipelined/internal/store"
 	"github.com/pipelined/pipelined/internal/wire"
@@ -19,7 +20,7 @@ import (
 // ActionTypeNotFoundException.
 func (s *Service) requirePollableType(ctx context.Context, id *wire.ActionTypeId, owner string) (*actiontypes.Type, error) {
 	key := actiontypes.KeyOf(id)
-	if key.Owner != owner {
+	if key.Owner != owner && !(owner == "Custom" && key == commandspec.Key) {
 		return nil, wire.Errorf(wire.ErrActionTypeNotFound, "Action type %s cannot be polled here: its owner must be %s", key, owner)
 	}
 	t, err := s.pipelines.ActionType(ctx, key)
@@ -43,7 +44,21 @@ func (s *Service) PollForJobs(ctx context.Context, in *wire.PollForJobsInput) (*
 		return nil, err
 	}
 	var query *string
-	if len(in.QueryParam) > 0 {
+	if actiontypes.KeyOf(in.ActionTypeId) == commandspec.Key {
+		// pipelined's runners poll with their labels (commandspec.Labels).
+		labels := ""
+		for name, value := range in.QueryParam {
+			if name != commandspec.LabelsParam {
+				return nil, wire.Errorf(wire.ErrValidation, "queryParam of a Commands poll may name only '%s' (the runner's labels)", commandspec.LabelsParam)
+			}
+			canon, err := commandspec.ParseLabels(value)
+			if err != nil {
+				return nil, wire.Errorf(wire.ErrValidation, "queryParam '%s': %v", commandspec.LabelsParam, err)
+			}
+			labels = canon
+		}
+		query = &labels
+	} else if len(in.QueryParam) > 0 {
 		if len(in.QueryParam) > 1 {
 			return nil, wire.Errorf(wire.ErrValidation, "queryParam may name one property, the action type's queryable one")
 		}
@@ -161,7 +176,7 @@ func (s *Service) jobData(j store.Job) (*wire.JobData, error) {
 // CodePipeline, where the two protocols are separate).
 func (s *Service) customJob(ctx context.Context, id string) (store.Job, error) {
 	j, err := s.job(ctx, id)
-	if err == nil && j.ActionType.Owner != "Custom" {
+	if err == nil && !pollable(j.ActionType) {
 		return store.Job{}, wire.Errorf(wire.ErrJobNotFound, "Job %s does not exist", id)
 	}
 	return j, err
@@ -262,4 +277,27 @@ func (s *Service) PutJobFailureResult(ctx context.Context, in *wire.PutJobFailur
 	}
 	s.index.forget(in.JobId)
 	return nil
+}
+
+// pollable reports whether jobs of an action type are worked through the
+// custom job protocol: custom types', and the Commands action's (which
+// pipelined's runners poll for).
+func pollable(k store.ActionTypeKey) bool {
+	return k.Owner == "Custom" || actiontypes.Key(k) == commandspec.Key
+}
+
+// Heartbeat renews the lease of a runner's job, which it proves it holds
+// with the job's nonce, and says whether to stop it.
+func (s *Service) Heartbeat(ctx context.Context, jobID, nonce string) (stop bool, err error) {
+	pipeline := ""
+	if r, ok := s.index.get(jobID); ok {
+		pipeline = r.pipeline
+	} else {
+		j, err := s.job(ctx, jobID)
+		if err != nil {
+			return false, err
+		}
+		pipeline = j.Pipeline
+	}
+	return s.engine.Heartbeat(ctx, pipeline, jobID, nonce)
 }

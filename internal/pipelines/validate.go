@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
+	"github.com/pipelined/pipelined/internal/commandspec"
 	"github.com/pipelined/pipelined/internal/identity"
 	"github.com/pipelined/pipelined/internal/secrets"
 	"github.com/pipelined/pipelined/internal/wire"
@@ -61,6 +62,11 @@ func v2Features(p *wire.PipelineDeclaration) []string {
 		f = append(f, "executionMode "+string(p.ExecutionMode))
 	}
 	for _, s := range p.Stages {
+		for _, a := range s.Actions {
+			if actiontypes.KeyOf(a.ActionTypeId) == commandspec.Key {
+				f = append(f, fmt.Sprintf("the Commands action '%s' in stage '%s'", a.Name, s.Name))
+			}
+		}
 		if s.BeforeEntry != nil || s.OnSuccess != nil || s.OnFailure != nil {
 			f = append(f, fmt.Sprintf("stage conditions (onFailure, onSuccess, beforeEntry) in stage '%s'", s.Name))
 		}
@@ -222,6 +228,9 @@ func (s *Service) validateAction(ctx context.Context, p *wire.PipelineDeclaratio
 	if t.RequiresCommands {
 		if len(a.Commands) == 0 {
 			return actionErr("Action '%s' of type %s must have commands", a.Name, key)
+		}
+		if msg := commandspec.Validate(a); msg != "" {
+			return actionErr("%s", msg)
 		}
 	} else {
 		for field, n := range map[string]int{"commands": len(a.Commands), "outputVariables": len(a.OutputVariables), "environmentVariables": len(a.EnvironmentVariables)} {

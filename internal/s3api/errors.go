@@ -160,6 +160,8 @@ func errFromSigv4(err error, presigned bool) *s3Error {
 		return errAccessDenied()
 	case sigv4.UnknownAccessKey:
 		return newErr(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
+	case sigv4.KeyNotAccepted:
+		return newErr(403, "AccessDenied", e.Message)
 	case sigv4.SignatureMismatch:
 		if e.CanonicalRequest == "" { // the declared payload hash is wrong
 			return errSHA256Mismatch()

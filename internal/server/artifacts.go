@@ -18,6 +18,7 @@ import (
 	"github.com/pipelined/pipelined/internal/artifacts"
 	"github.com/pipelined/pipelined/internal/s3api"
 	"github.com/pipelined/pipelined/internal/sigv4"
+	"github.com/pipelined/pipelined/internal/workerkeys"
 )
 
 // The artifact store and the job credentials.
@@ -92,7 +93,7 @@ func (s *Server) setupArtifacts(ctx context.Context, masterKey []byte) (http.Han
 		return nil, err
 	}
 	dir := filepath.Join(cfg.DataDir, ArtifactsDir)
-	h, err = s3api.New(dir, cfg.Region, s3Authorizer{local}, s.log)
+	h, err = s3api.New(dir, cfg.Region, s3Authorizer{l: local, workerKeys: s.workerKeys}, s.log)
 	if err != nil {
 		return nil, err
 	}
@@ -117,10 +118,17 @@ func (s *Server) runUploadSweeper(ctx context.Context) {
 }
 
 // s3Authorizer adapts artifacts.Local to the S3 handler's Authorizer.
-type s3Authorizer struct{ l *artifacts.Local }
+type s3Authorizer struct {
+	l          *artifacts.Local
+	workerKeys *workerkeys.Service // keys the S3 API refuses with an explanation
+}
 
 func (a s3Authorizer) Lookup(ctx context.Context, accessKeyID string) (sigv4.Credential, error) {
-	return a.l.Lookup(ctx, accessKeyID)
+	cred, err := a.l.Lookup(ctx, accessKeyID)
+	if errors.Is(err, sigv4.ErrUnknownAccessKey) && a.workerKeys != nil {
+		return workerKeyOnS3(ctx, a.workerKeys, accessKeyID, err)
+	}
+	return cred, err
 }
 
 func (a s3Authorizer) Allow(ctx context.Context, cred sigv4.Credential, op s3api.Op, bucket, key string) bool {

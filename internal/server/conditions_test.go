@@ -103,6 +103,16 @@ func TestBeforeEntryAndOnSuccessConditions(t *testing.T) {
 		if b := stageState(t, c, "blocked", "Build"); b.ActionStates[0].LatestExecution != nil {
 			t.Error("Build ran although its entry condition failed")
 		}
+		// A manual retry evaluates the entry condition again.
+		if _, err := c.RetryStageExecution(ctx, &codepipeline.RetryStageExecutionInput{PipelineName: aws.String("blocked"), StageName: aws.String("Build"),
+			PipelineExecutionId: aws.String(id), RetryMode: types.StageRetryModeFailedActions}); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, c, "blocked", id, types.PipelineExecutionStatusFailed)
+		all, err := c.ListRuleExecutions(ctx, &codepipeline.ListRuleExecutionsInput{PipelineName: aws.String("blocked")})
+		if err != nil || len(all.RuleExecutionDetails) != 2 || aws.ToString(all.RuleExecutionDetails[0].RuleExecutionId) == aws.ToString(all.RuleExecutionDetails[1].RuleExecutionId) {
+			t.Errorf("rule executions after a retry: %+v %v", all, err)
+		}
 
 		// onSuccess FAIL: the stage ran, then its success condition failed.
 		p = condPipeline("checked", "")

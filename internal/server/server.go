@@ -31,6 +31,7 @@ import (
 	"github.com/pipelined/pipelined/internal/executions"
 	"github.com/pipelined/pipelined/internal/oidcapi"
 	"github.com/pipelined/pipelined/internal/pipelines"
+	"github.com/pipelined/pipelined/internal/runner"
 	"github.com/pipelined/pipelined/internal/s3api"
 	"github.com/pipelined/pipelined/internal/secrets"
 	"github.com/pipelined/pipelined/internal/sigv4"
@@ -100,6 +101,9 @@ type Config struct {
 	// lookups, and so how long a key revoked on another replica keeps
 	// working here (0: workerkeys.DefaultCacheTTL, 10s).
 	WorkerKeyCacheTTL time.Duration
+
+	// Runner configures Commands actions and the embedded runner (runner.go).
+	Runner RunnerConfig
 }
 
 // Server is a running pipelined.
@@ -120,6 +124,8 @@ type Server struct {
 	builtin    *builtin.Runner // built-in S3 action workers and source poller (builtin.go)
 	identity   *identityParts  // OIDC issuer and token endpoints (identity.go)
 	workerKeys *workerkeys.Service
+	runner     *runner.Runner // the embedded Commands runner (runner.go); nil when off
+	runnerHTTP *http.Client
 	locks      dataLocks // SQLite: the data dir and database locks (datalock.go)
 	// connections: CodeConnections connections and hosts (connections.go).
 	connections *connections.Service
@@ -228,6 +234,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// After the artifact store: the built-in S3 actions use its bucket hook.
 	connAPI := s.setupConnections(sealer) // before the built-in workers: the Git source uses it
 	s.builtin = builtin.New(s.engine, st, svc, s.builtinOptions())
+	s.setupRunner()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if s.identity, err = s.setupIdentity(ctx, sealer, svc, reg); err != nil {
@@ -265,7 +272,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle(s.identity.issuer.DiscoveryPath(), s.identity.issuer.Handler())
 	mux.Handle(s.identity.issuer.JWKSPath(), s.identity.issuer.Handler())
 	mux.Handle(oidcapi.PathPrefix, s.identity.api)
-	mux.Handle("/", routeAPIOrS3(routeConnections(connAPI, api), artifactHandler))
+	s.routeRunner(mux)
+	mux.Handle("/", s.rootHandler(routeConnections(connAPI, api), artifactHandler)) // STS, the landing page, the APIs, S3 (root.go)
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -334,6 +342,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	builtinCtx, stopBuiltin := context.WithCancel(context.WithoutCancel(ctx))
 	builtinDone := make(chan struct{})
 	go func() { defer close(builtinDone); s.builtin.Run(builtinCtx) }()
+	// The embedded runner: polling stops with the built-in workers; its
+	// jobs get half the shutdown timeout to finish, then are cancelled.
+	runnerJobs, cancelRunnerJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRunnerJobs()
+	runnerDone := make(chan struct{})
+	go func() { defer close(runnerDone); s.runRunner(builtinCtx, runnerJobs) }()
 	s.log.Info("pipelined serving", "listen", s.Addr(), "public_url", s.PublicURL, "region", s.cfg.Region, "account_id", s.cfg.AccountID)
 	var err error
 	select {
@@ -342,6 +356,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Info("shutting down")
 		stopBuiltin() // built-in S3 actions: let jobs in flight finish
 		<-builtinDone
+		grace := time.AfterFunc(s.cfg.ShutdownTimeout/2, cancelRunnerJobs)
+		<-runnerDone
+		grace.Stop()
 		s.executions.Drain()
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		err = s.http.Shutdown(sctx)
@@ -352,6 +369,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	// that another replica takes over at once.
 	stopBuiltin()
 	<-builtinDone
+	cancelRunnerJobs()
+	<-runnerDone
 	stopSweeper()
 	<-sweeperDone
 	<-wakeupsDone

@@ -284,17 +284,26 @@ func TestWorkerKeyOnlyOnTheCodePipelineAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		ks3 := rootS3With(srv, credentials.NewStaticCredentialsProvider(is.Key.AccessKeyID, is.SecretAccessKey, ""))
+		// Refused, saying that worker keys do not work there and what to
+		// use instead.
+		wantWorkerKeyRefused := func(what string, err error) {
+			t.Helper()
+			if s3Code(err) != "AccessDenied" || !strings.Contains(err.Error(), "is a pipelined worker key") ||
+				!strings.Contains(err.Error(), "artifactCredentials") {
+				t.Fatalf("S3 %s with a worker key: %v", what, err)
+			}
+		}
 		_, err = getObject(t, ks3, "wk-bucket", "o")
-		if s3Code(err) != "InvalidAccessKeyId" {
-			t.Fatalf("S3 GetObject with a worker key: %v", err)
-		}
+		wantWorkerKeyRefused("GetObject", err)
 		_, err = ks3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("wk-bucket"), Key: aws.String("p"), Body: strings.NewReader("y")})
-		if s3Code(err) != "InvalidAccessKeyId" {
-			t.Fatalf("S3 PutObject with a worker key: %v", err)
-		}
+		wantWorkerKeyRefused("PutObject", err)
 		_, err = ks3.ListBuckets(ctx, &s3.ListBucketsInput{})
-		if s3Code(err) != "InvalidAccessKeyId" {
-			t.Fatalf("S3 ListBuckets with a worker key: %v", err)
+		wantWorkerKeyRefused("ListBuckets", err)
+		// Without its secret, nobody learns that the id is a worker key.
+		wrong := rootS3With(srv, credentials.NewStaticCredentialsProvider(is.Key.AccessKeyID, "not-the-secret", ""))
+		_, err = wrong.ListBuckets(ctx, &s3.ListBucketsInput{})
+		if s3Code(err) != "SignatureDoesNotMatch" || strings.Contains(err.Error(), "worker key") {
+			t.Fatalf("S3 with a worker key id and a wrong secret: %v", err)
 		}
 		if strings.Contains(srv.Logs(), is.SecretAccessKey) {
 			t.Fatal("the secret is in the server's log")

@@ -41,6 +41,9 @@ const (
 	InvalidToken
 	// ExpiredToken: the credential is past its Expires time.
 	ExpiredToken
+	// KeyNotAccepted: the signature is good, but the credential does not
+	// work on this API (Credential.Refusal says why).
+	KeyNotAccepted
 )
 
 var kindNames = [...]string{
@@ -52,6 +55,7 @@ var kindNames = [...]string{
 	WrongScope:          "WrongScope",
 	InvalidToken:        "InvalidToken",
 	ExpiredToken:        "ExpiredToken",
+	KeyNotAccepted:      "KeyNotAccepted",
 }
 
 func (k Kind) String() string {

@@ -213,7 +213,7 @@ func TestWrongScope(t *testing.T) {
 		r, body := overWire(t, req)
 		_, err := newTestVerifier("codepipeline").Verify(t.Context(), r, body)
 		e := wantKind(t, err, WrongScope)
-		if e.Message != "Credential should be scoped to a valid region." {
+		if e.Message != "Credential should be scoped to a valid region: this server expects 'us-east-1', not 'eu-west-1'. Set the client's region to 'us-east-1' (AWS_REGION, AWS_DEFAULT_REGION or --region)." {
 			t.Errorf("message = %q", e.Message)
 		}
 	})

@@ -94,6 +94,12 @@ type Credential struct {
 	Scope any
 	// Expires, when non-zero, is when the credential stops working.
 	Expires time.Time
+	// Refusal, when non-empty, says why this credential does not work
+	// here (a key of another kind, for another API): Verify checks the
+	// signature and then refuses the request with an *Error of kind
+	// KeyNotAccepted and this message. Only the key's holder, who signed
+	// correctly, learns it; everyone else gets what a wrong signature gets.
+	Refusal string
 }
 
 // Lookup finds the credential for an access key id. It returns an error
@@ -233,6 +239,9 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (*R
 	}
 	if !cred.Expires.IsZero() && !now.Before(cred.Expires) {
 		return nil, newError(ExpiredToken, msgExpiredToken)
+	}
+	if cred.Refusal != "" {
+		return nil, newError(KeyNotAccepted, cred.Refusal)
 	}
 
 	return &Result{
@@ -449,7 +458,8 @@ func (v *Verifier) checkScope(req *request) *Error {
 	case a.terminal != terminator:
 		return newError(WrongScope, "Credential should be scoped with a valid terminator: 'aws4_request', not '"+clip(a.terminal)+"'.")
 	case a.region != v.Region:
-		return newError(WrongScope, "Credential should be scoped to a valid region.")
+		return newError(WrongScope, "Credential should be scoped to a valid region: this server expects '"+v.Region+
+			"', not '"+clip(a.region)+"'. Set the client's region to '"+v.Region+"' (AWS_REGION, AWS_DEFAULT_REGION or --region).")
 	case a.service != v.Service:
 		return newError(WrongScope, "Credential should be scoped to correct service: '"+v.Service+"'.")
 	case a.date != req.amzDate[:len(scopeDateLayout)]:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -22,6 +23,8 @@ func FuzzDecode(f *testing.F) {
 		`{"pipeline":{"name":"a b","roleArn":"r","stages":[{"name":"s","actions":[{"name":"a","runOrder":0,"configuration":{"":"v"}}]}],"artifactStores":{"x":{}}}}`,
 		`{"maxResults":1e400}`, `{"maxResults":-1}`, `{"created":"2024-01-01T00:00:00Z"}`, `{"tags":[{"key":"k"}]}`,
 		"{\"name\":\"\xff\xfe\"}", `{"pipeline":{"version":99999999999999999999}}`,
+		`"x"`, `{"pipeline":5}`, `{"pipeline":{"stages":{}}}`, `{"pipeline":{"stages":[{"actions":[{"configuration":[]}]}]}}`,
+		`{"pipeline":{"stages":[{"actions":[{"actionTypeId":{"category":5}}]}]}}`, `{"created":"soon"}`, `{"tags":"t"}`,
 	}
 	for i, s := range seeds {
 		f.Add(uint8(i), []byte(s))
@@ -32,8 +35,13 @@ func FuzzDecode(f *testing.F) {
 		if err == nil {
 			t.Fatalf("%s: Unimplemented answered without an error", o.Name)
 		}
-		if _, ok := AsError(err); !ok {
+		e, ok := AsError(err)
+		if !ok {
 			t.Fatalf("%s: error %v (%T) is not an API error", o.Name, err, err)
+		}
+		// Messages speak JSON and the model, never Go.
+		if e.Code == ErrSerialization && (strings.Contains(e.Message, "wire.") || strings.Contains(e.Message, "Go ") || strings.Contains(e.Message, "map[") || strings.Contains(e.Message, "[]")) {
+			t.Fatalf("%s: message names Go types: %s", o.Name, e.Message)
 		}
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -86,13 +87,87 @@ func decode(body []byte, in any) error {
 		return nil
 	}
 	if err := json.Unmarshal(body, in); err != nil {
+		// Say what the client sent wrong in the model's terms (JSON path,
+		// expected JSON type); Go type names (wire.ListPipelinesInput) mean
+		// nothing to a client.
 		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) && ute.Field != "" {
-			return Errorf(ErrSerialization, "Unexpected value for member '%s': expected %s, got JSON %s", ute.Field, ute.Type.String(), ute.Value)
+		if errors.As(err, &ute) {
+			if ute.Field == "" {
+				return Errorf(ErrSerialization, "The request body must be %s, got JSON %s", jsonTypeName(ute.Type), ute.Value)
+			}
+			return Errorf(ErrSerialization, "Unexpected value for member '%s': expected %s, got JSON %s", ute.Field, jsonTypeName(ute.Type), ute.Value)
 		}
-		return Errorf(ErrSerialization, "Request body is not valid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return Errorf(ErrSerialization, "Request body is not valid JSON: %s (at byte %d)", se.Error(), se.Offset)
+		}
+		var te *timestampError
+		if errors.As(err, &te) {
+			return Errorf(ErrSerialization, "Unexpected value for a timestamp member: expected %s, got %.64q", jsonTypeName(timestampType), te.value)
+		}
+		return Errorf(ErrSerialization, "Request body is not valid JSON")
 	}
 	return nil
+}
+
+// timestampError: a timestamp member that is not epoch seconds.
+type timestampError struct{ value string }
+
+func (e *timestampError) Error() string { return "timestamp " + e.value + " is not epoch seconds" }
+
+var timestampType = reflect.TypeFor[Timestamp]()
+
+// jsonTypeName names a wire type as the JSON a client must send for it.
+func jsonTypeName(t reflect.Type) string {
+	if t == nil {
+		return "another JSON type"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == timestampType {
+		return "a timestamp (epoch seconds, a JSON number)"
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		return "a JSON object (structure)"
+	case reflect.Map:
+		return "a JSON object (map) of " + plural(t.Elem())
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "a base64 string (blob)"
+		}
+		return "a JSON array (list) of " + plural(t.Elem())
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Uint8, reflect.Uint16, reflect.Uint32:
+		return "an integer"
+	case reflect.Int64, reflect.Uint64, reflect.Uint:
+		return "an integer (long)"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "another JSON type"
+}
+
+// plural names the elements of a list or map.
+func plural(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == timestampType:
+		return "timestamps"
+	case t.Kind() == reflect.Struct:
+		return "JSON objects (structures)"
+	case t.Kind() == reflect.String:
+		return "strings"
+	case t.Kind() == reflect.Map, t.Kind() == reflect.Slice:
+		return "values, each " + jsonTypeName(t)
+	}
+	return "values, each " + jsonTypeName(t)
 }
 
 // Timestamp is a point in time as the AWS JSON protocol sends it: epoch
@@ -134,7 +209,7 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e12 {
-		return fmt.Errorf("timestamp %s is not epoch seconds", b)
+		return &timestampError{value: string(b)}
 	}
 	*t = Timestamp(f)
 	return nil

@@ -35,7 +35,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pipelined/pipelined/internal/actiontypes"
 	"github.com/pipelined/pipelined/internal/caller"
+	"github.com/pipelined/pipelined/internal/commandspec"
 	"github.com/pipelined/pipelined/internal/secrets"
 	"github.com/pipelined/pipelined/internal/sigv4"
 	"github.com/pipelined/pipelined/internal/store"
@@ -115,9 +117,9 @@ type Issued struct {
 // at most MaxDescription characters (ValidationException otherwise). The
 // keys the Service returns never carry the sealed secret.
 func (s *Service) Issue(ctx context.Context, typ store.ActionTypeKey, description string) (Issued, error) {
-	if typ.Owner != "Custom" && typ.Owner != "ThirdParty" {
+	if typ.Owner != "Custom" && typ.Owner != "ThirdParty" && actiontypes.Key(typ) != commandspec.Key {
 		return Issued{}, wire.Errorf(wire.ErrValidation,
-			"1 validation error detected: Value '%s' at 'actionTypeId.owner' failed to satisfy constraint: Member must be Custom or ThirdParty (worker keys are for the job workers of custom and third-party action types)", typ.Owner)
+			"1 validation error detected: Value '%s' at 'actionTypeId.owner' failed to satisfy constraint: Member must be Custom or ThirdParty, or the type Compute/AWS/Commands/1 (worker keys are for the job workers of custom and third-party action types, and for pipelined runners)", typ.Owner)
 	}
 	if n := utf8.RuneCountInString(description); n > MaxDescription {
 		return Issued{}, wire.Errorf(wire.ErrValidation,
