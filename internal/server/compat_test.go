@@ -105,3 +105,19 @@ func environWithout(prefix string) []string {
 	}
 	return env
 }
+
+// TestCompatibilitySTS runs compat/test_sts.py: GetCallerIdentity with
+// boto3 and `aws sts get-caller-identity --endpoint-url`, as a new user
+// checks their setup.
+func TestCompatibilitySTS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compatibility tests start python and the aws CLI; skipped with -short")
+	}
+	requireTool(t, "python3", "-c", "import boto3")
+	requireTool(t, "aws", "--version")
+	srv := servertest.Start(t, func(c *server.Config) {
+		c.RootAccessKeyID, c.RootSecretAccessKey = "", "" // generate, as on a first start
+		c.AccountID = "000000000000"
+	})
+	runCompatScript(t, srv, "test_sts.py")
+}

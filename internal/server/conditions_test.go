@@ -401,3 +401,52 @@ func TestConditionAcrossReplicas(t *testing.T) {
 	}
 	waitStatus(t, ca, "replicas", id, types.PipelineExecutionStatusSucceeded)
 }
+
+// TestDeploymentWindowWithClock moves the engine's clock from a Saturday to
+// Monday morning: the waiting rule's timer becomes due, the sweeper fires
+// it, and the window (weekdays 09:00-17:59 in New York) is open.
+func TestDeploymentWindowWithClock(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 5, 10, 0, 0, 0, ny) // Saturday
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	// Jobs are claimed on the real clock and acknowledged on the engine's:
+	// an acknowledgement deadline longer than the jump keeps them valid.
+	_, c := engineServer(t, func(*server.Config) {}, func(cfg *server.Config) { cfg.EngineNow = clock; cfg.JobAckTimeout = 30 * 24 * time.Hour })
+	startWorker(t, c, nil)
+	p := condPipeline("weekdays", "")
+	p.Stages[1].BeforeEntry = &types.BeforeEntryConditions{Conditions: []types.Condition{{Result: types.ResultFail, Rules: []types.RuleDeclaration{
+		rule("Office", "DeploymentWindow", map[string]string{"Cron": "* * 9-17 ? * MON-FRI *", "TimeZone": "America/New_York"}),
+	}}}}
+	id := create(t, c, p)
+	var summary string
+	waitFor(t, "the rule to wait for Monday", func() bool {
+		b := stageState(t, c, "weekdays", "Build")
+		if b.BeforeEntryConditionState == nil {
+			return false
+		}
+		summary = aws.ToString(b.BeforeEntryConditionState.ConditionStates[0].RuleStates[0].LatestExecution.Summary)
+		return b.BeforeEntryConditionState.LatestExecution.Status == types.ConditionExecutionStatusInProgress
+	})
+	if !strings.Contains(summary, "2026-12-07T14:00:00Z") { // Monday 09:00 in New York
+		t.Errorf("waiting summary %q", summary)
+	}
+	// Sunday: still closed (the timer is not due).
+	mu.Lock()
+	now = time.Date(2026, 12, 6, 12, 0, 0, 0, ny)
+	mu.Unlock()
+	time.Sleep(200 * time.Millisecond)
+	if got := execStatus(t, c, "weekdays", id); got != types.PipelineExecutionStatusInProgress {
+		t.Fatalf("on Sunday the execution is %s", got)
+	}
+	mu.Lock()
+	now = time.Date(2026, 12, 7, 9, 0, 30, 0, ny)
+	mu.Unlock()
+	waitStatus(t, c, "weekdays", id, types.PipelineExecutionStatusSucceeded)
+	if rs := ruleExecutions(t, c, "weekdays", id); rs["Office"].Status != types.RuleExecutionStatusSucceeded || !strings.Contains(aws.ToString(rs["Office"].Output.ExecutionResult.ExternalExecutionSummary), "is open") {
+		t.Errorf("the window rule: %+v", rs["Office"].Output.ExecutionResult)
+	}
+}

@@ -66,6 +66,9 @@ type Config struct {
 	ApprovalTimeout time.Duration // an approval without timeoutInMinutes fails after it (7 days)
 	JobPollWait     time.Duration // how long PollForJobs waits for a job when none is queued
 	JobTimeout      time.Duration // an acknowledged job with no timeout of its own (action or type) fails after it (1 hour)
+	// EngineNow, when set, is the engine's clock: transitions and due timers
+	// (tests move it to open a deployment window).
+	EngineNow func() time.Time
 	// Executors registers extra action executors by action type (tests
 	// and programs that embed the server); they take precedence over the
 	// built-in ones.
@@ -215,6 +218,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.engine = engine.New(engine.Config{
 		Store: st, Definitions: svc, Logger: log,
 		AckTimeout: cfg.JobAckTimeout, DefaultApprovalTimeout: cfg.ApprovalTimeout, DefaultJobTimeout: cfg.JobTimeout,
+		Now: cfg.EngineNow,
 	})
 	// Built-in S3 actions become jobs, run by the workers of internal/builtin.
 	for _, k := range builtin.Keys() {
