@@ -149,6 +149,8 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.cfg.Identity.AWSSTSEndpoint, "aws-sts-endpoint", "", "workload identity: the STS endpoint AssumeRoleWithWebIdentity goes to (default: https://sts.<region>.amazonaws.com)")
 	fs.StringVar(&o.cfg.Identity.GCPSTSEndpoint, "gcp-sts-endpoint", "https://sts.googleapis.com", "workload identity: GCP's Security Token Service base URL (token exchange)")
 	fs.StringVar(&o.cfg.Identity.GCPIAMCredentialsEndpoint, "gcp-iam-credentials-endpoint", "https://iamcredentials.googleapis.com", "workload identity: GCP's IAM Credentials base URL (service account access tokens)")
+	fs.DurationVar(&o.cfg.ConsoleSessionIdle, "console-session-idle", 8*time.Hour, "web console: a session not used for this long ends (the user signs in again)")
+	fs.DurationVar(&o.cfg.ConsoleSessionMaxAge, "console-session-max-age", 7*24*time.Hour, "web console: a session ends this long after sign-in, used or not")
 	fs.IntVar(&o.cfg.Runner.Slots, "runner-slots", runtime.NumCPU(), "how many Commands actions the embedded runner runs at once on this host (0: no embedded runner; remote runners may still serve)")
 	fs.StringVar(&o.runnerLabels, "runner-labels", "", "the embedded runner's labels, ComputeType=VALUE,EnvironmentType=VALUE (it runs the Commands actions with exactly these)")
 	fs.StringVar(&o.cfg.Runner.WorkDir, "runner-work-dir", "", "where the embedded runner makes the jobs' temporary work directories (default: the system's temporary directory)")

@@ -21,6 +21,10 @@
 //	GET    /admin/v1/worker-keys                                       list worker keys (never secrets)
 //	GET    /admin/v1/worker-keys/{accessKeyId}                         describe one
 //	DELETE /admin/v1/worker-keys/{accessKeyId}                         revoke (idempotent)
+//	POST   /admin/v1/console-users                                     create a console user (a generated password is answered once)
+//	GET    /admin/v1/console-users                                     list console users (never passwords)
+//	GET    /admin/v1/console-users/{name}                              describe one
+//	PATCH  /admin/v1/console-users/{name}                              change role, disable/enable, set or reset the password
 //	POST   /admin/v1/connection-credentials                            set a connection's credentials (never shown again)
 //
 // Errors are JSON, {"code": "...", "message": "..."}, with an HTTP status
@@ -44,6 +48,7 @@ import (
 	"github.com/pipelined/pipelined/internal/awsjson"
 	"github.com/pipelined/pipelined/internal/caller"
 	"github.com/pipelined/pipelined/internal/connections"
+	"github.com/pipelined/pipelined/internal/consoleusers"
 	"github.com/pipelined/pipelined/internal/sigv4"
 	"github.com/pipelined/pipelined/internal/store"
 	"github.com/pipelined/pipelined/internal/wire"
@@ -90,6 +95,9 @@ type Config struct {
 	// WorkerKeys issues and revokes worker keys (nil: the worker-key
 	// routes answer an internal failure).
 	WorkerKeys *workerkeys.Service
+	// ConsoleUsers manages the web console's users (nil: those routes
+	// answer an internal failure).
+	ConsoleUsers *consoleusers.Service
 	// Connections sets connection credentials (nil: that route answers an
 	// internal failure).
 	Connections *connections.Service
@@ -97,18 +105,19 @@ type Config struct {
 
 // Handler serves the admin API.
 type Handler struct {
-	store      store.Store
-	pipelines  Pipelines
-	auth       awsjson.SigV4
-	log        *slog.Logger
-	newID      func() string
-	workerKeys *workerkeys.Service
-	conns      *connections.Service
+	store        store.Store
+	pipelines    Pipelines
+	auth         awsjson.SigV4
+	log          *slog.Logger
+	newID        func() string
+	workerKeys   *workerkeys.Service
+	consoleUsers *consoleusers.Service
+	conns        *connections.Service
 }
 
 // New returns the admin API's handler.
 func New(c Config) *Handler {
-	h := &Handler{store: c.Store, pipelines: c.Pipelines, auth: awsjson.SigV4{Verifier: c.Verifier}, log: c.Logger, newID: c.NewID, workerKeys: c.WorkerKeys, conns: c.Connections}
+	h := &Handler{store: c.Store, pipelines: c.Pipelines, auth: awsjson.SigV4{Verifier: c.Verifier}, log: c.Logger, newID: c.NewID, workerKeys: c.WorkerKeys, consoleUsers: c.ConsoleUsers, conns: c.Connections}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -131,6 +140,8 @@ var statusOf = map[string]int{
 	wire.ErrActionTypeNotFound:         http.StatusNotFound,
 	ErrClientNotFound:                  http.StatusNotFound,
 	ErrWorkerKeyNotFound:               http.StatusNotFound,
+	consoleusers.ErrUserNotFound:       http.StatusNotFound,
+	consoleusers.ErrUserExists:         http.StatusConflict,
 	"ResourceNotFoundException":        http.StatusNotFound, // a connection (set-connection-credentials)
 	ErrNotFound:                        http.StatusNotFound,
 	ErrMethodNotAllowed:                http.StatusMethodNotAllowed,
@@ -220,6 +231,10 @@ func (h *Handler) serve(r *http.Request) (int, any, error) {
 		routes = []route{{http.MethodPost, h.createWorkerKey}, {http.MethodGet, h.listWorkerKeys}}
 	case len(parts) == 2 && parts[0] == "worker-keys" && parts[1] != "":
 		routes = []route{{http.MethodGet, h.getWorkerKey}, {http.MethodDelete, h.revokeWorkerKey}}
+	case len(parts) == 1 && parts[0] == ConsoleUsersPath:
+		routes = []route{{http.MethodPost, h.createConsoleUser}, {http.MethodGet, h.listConsoleUsers}}
+	case len(parts) == 2 && parts[0] == ConsoleUsersPath && parts[1] != "":
+		routes = []route{{http.MethodGet, h.getConsoleUser}, {http.MethodPatch, h.updateConsoleUser}}
 	case len(parts) == 1 && parts[0] == "connection-credentials":
 		routes = []route{{http.MethodPost, h.setConnectionCredentials}}
 	default:

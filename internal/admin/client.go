@@ -183,3 +183,21 @@ func (c *Client) RevokeWorkerKey(ctx context.Context, accessKeyID string) (*Work
 func WorkerKeyPath(accessKeyID string) string {
 	return "worker-keys/" + url.PathEscape(accessKeyID)
 }
+
+// CreateConsoleUser creates a web console user.
+func (c *Client) CreateConsoleUser(ctx context.Context, in *CreateConsoleUserInput) (*ConsoleUserOutput, error) {
+	out := new(ConsoleUserOutput)
+	return out, c.Call(ctx, http.MethodPost, ConsoleUsersPath, nil, in, out)
+}
+
+// UpdateConsoleUser changes a web console user.
+func (c *Client) UpdateConsoleUser(ctx context.Context, name string, in *UpdateConsoleUserInput) (*ConsoleUserOutput, error) {
+	out := new(ConsoleUserOutput)
+	return out, c.Call(ctx, http.MethodPatch, ConsoleUserPath(name), nil, in, out)
+}
+
+// ListConsoleUsers lists the web console's users.
+func (c *Client) ListConsoleUsers(ctx context.Context) ([]ConsoleUser, error) {
+	out := new(ListConsoleUsersOutput)
+	return out.ConsoleUsers, c.Call(ctx, http.MethodGet, ConsoleUsersPath, nil, nil, out)
+}

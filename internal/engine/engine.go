@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
@@ -68,9 +69,20 @@ type Engine struct {
 	byType  map[actiontypes.Key]Executor
 	byOwner map[string]Executor
 	byName  map[string]Executor
+	// changed, when set, hears of every committed transition that wrote an
+	// execution (OnChange).
+	changed atomic.Pointer[func(pipeline string)]
 	// leases are the runner leases of action types (lease.go).
 	leases map[actiontypes.Key]time.Duration
 }
+
+// OnChange registers fn to hear, after each committed transition of this
+// replica that changed an execution or the pipeline's runtime (transitions
+// enabled or disabled, queues), the pipeline's name: the console's
+// live updates. fn runs on the transition's goroutine and must not block.
+// Transitions on other replicas are not heard: listeners re-read now and
+// then as well.
+func (e *Engine) OnChange(fn func(pipeline string)) { e.changed.Store(&fn) }
 
 // JobsChannel is the store notification channel woken when jobs are
 // queued; the payload is the action type's JobTypeKey.
@@ -155,6 +167,8 @@ type txn struct {
 	newJobs  map[string]int    // jobs queued, by action type key
 	finished []string          // executions that ended in this transition
 	written  map[string][]byte // executions flushed: their stored bytes
+	// rtWritten: the runtime document (transitions, queues) was written.
+	rtWritten bool
 }
 
 // transact runs fn as one engine transition of a pipeline.
@@ -185,6 +199,9 @@ func (e *Engine) transact(ctx context.Context, pipeline string, fn func(t *txn) 
 	}
 	for _, id := range t.finished {
 		e.signals.fire(id)
+	}
+	if fn := e.changed.Load(); fn != nil && (len(t.written) > 0 || t.rtWritten) {
+		(*fn)(pipeline)
 	}
 	return nil
 }
@@ -240,6 +257,7 @@ func (t *txn) flush() error {
 	if bytes.Equal(doc, t.rtDoc) {
 		return nil // unchanged (an acknowledgement): spare the write
 	}
+	t.rtWritten = true
 	return t.tx.SetRuntime(doc)
 }
 

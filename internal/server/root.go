@@ -26,6 +26,9 @@ func (s *Server) rootHandler(api, s3 http.Handler) http.Handler {
 		switch {
 		case stsapi.Matches(r):
 			sts.ServeHTTP(w, r)
+		case isLandingRequest(r) && acceptsHTML(r):
+			// A browser: the web console (which sends it to sign in).
+			http.Redirect(w, r, "/console/", http.StatusSeeOther)
 		case isLandingRequest(r):
 			s.serveLanding(w, r)
 		default:
@@ -48,6 +51,12 @@ func isLandingRequest(r *http.Request) bool {
 	return !q.Has("X-Amz-Signature") && !q.Has("X-Amz-Credential") && !q.Has("X-Amz-Algorithm")
 }
 
+// acceptsHTML: the client asks for HTML first or at all (a browser), not
+// a tool that accepts anything.
+func acceptsHTML(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
 var landingPage = template.Must(template.New("landing").Parse(`<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>pipelined</title></head>
@@ -55,8 +64,9 @@ var landingPage = template.Must(template.New("landing").Parse(`<!doctype html>
 <main>
 <h1>pipelined</h1>
 <p>This is a pipelined server: a self-hosted continuous-delivery service that speaks the AWS CodePipeline API.
-There is no web console yet; use the aws CLI, an AWS SDK or Terraform with this endpoint.</p>
+Use the aws CLI, an AWS SDK or Terraform with this endpoint, or the web console in a browser.</p>
 <ul>
+<li>Web console: <a href="{{.URL}}/console/">{{.URL}}/console/</a> (console users are created with <code>pipelined admin create-console-user</code>)</li>
 <li>CodePipeline API (AWS JSON 1.1, SigV4 for service <code>codepipeline</code>, region <code>{{.Region}}</code>): <code>POST {{.URL}}/</code>, for example <code>aws codepipeline list-pipelines --endpoint-url {{.URL}}</code></li>
 <li>STS GetCallerIdentity (to check your credentials): <code>aws sts get-caller-identity --endpoint-url {{.URL}}</code></li>
 {{if .S3}}<li>Artifact store (S3 API, path-style, SigV4 for service <code>s3</code>): <code>{{.URL}}/BUCKET/KEY</code></li>

@@ -26,6 +26,8 @@ import (
 	"github.com/pipelined/pipelined/internal/awsjson"
 	"github.com/pipelined/pipelined/internal/builtin"
 	"github.com/pipelined/pipelined/internal/connections"
+	"github.com/pipelined/pipelined/internal/console"
+	"github.com/pipelined/pipelined/internal/consoleusers"
 	"github.com/pipelined/pipelined/internal/credentials"
 	"github.com/pipelined/pipelined/internal/engine"
 	"github.com/pipelined/pipelined/internal/executions"
@@ -105,6 +107,14 @@ type Config struct {
 	// working here (0: workerkeys.DefaultCacheTTL, 10s).
 	WorkerKeyCacheTTL time.Duration
 
+	// Web console sessions (console.go): a session ends after this long
+	// unused, and this long after sign-in (zero: 8h and 7 days).
+	ConsoleSessionIdle   time.Duration
+	ConsoleSessionMaxAge time.Duration
+	// ConsoleLiveRecheck is how often an open pipeline page re-reads the
+	// pipeline without having heard of a change from this replica's engine
+	// (changes made on other replicas); zero: 5s.
+	ConsoleLiveRecheck time.Duration
 	// Runner configures Commands actions and the embedded runner (runner.go).
 	Runner RunnerConfig
 }
@@ -127,9 +137,11 @@ type Server struct {
 	builtin    *builtin.Runner // built-in S3 action workers and source poller (builtin.go)
 	identity   *identityParts  // OIDC issuer and token endpoints (identity.go)
 	workerKeys *workerkeys.Service
-	runner     *runner.Runner // the embedded Commands runner (runner.go); nil when off
-	runnerHTTP *http.Client
-	locks      dataLocks // SQLite: the data dir and database locks (datalock.go)
+	// consoleUsers are the web console's users and sessions (console.go).
+	consoleUsers *consoleusers.Service
+	runner       *runner.Runner // the embedded Commands runner (runner.go); nil when off
+	runnerHTTP   *http.Client
+	locks        dataLocks // SQLite: the data dir and database locks (datalock.go)
 	// connections: CodeConnections connections and hosts (connections.go).
 	connections *connections.Service
 	// PublicURL is the URL clients reach the server at.
@@ -250,7 +262,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// awsjson and the job operations confine to their action type's job
 	// protocol); everything else takes root only.
 	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.apiLookup}
-	api := awsjson.New(api{Service: svc, ex: ex}, awsjson.SigV4{Verifier: verifier}, awsjson.Options{Logger: log, Registerer: reg})
+	codepipeline := api{Service: svc, ex: ex}
+	api := awsjson.New(codepipeline, awsjson.SigV4{Verifier: verifier}, awsjson.Options{Logger: log, Registerer: reg})
+
+	consoleHandler, err := s.setupConsole(codepipeline)
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -269,13 +289,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// signed by the root credentials, and only them, for its own signing
 	// service.
 	mux.Handle(admin.PathPrefix, admin.New(admin.Config{
-		Store: st, Pipelines: svc, Logger: log, WorkerKeys: s.workerKeys, Connections: s.connections,
+		Store: st, Pipelines: svc, Logger: log, WorkerKeys: s.workerKeys, ConsoleUsers: s.consoleUsers, Connections: s.connections,
 		Verifier: &sigv4.Verifier{Region: cfg.Region, Service: admin.SigningService, Lookup: s.rootLookup},
 	}))
 	// Workload identity: discovery and JWKS, and the token endpoints.
 	mux.Handle(s.identity.issuer.DiscoveryPath(), s.identity.issuer.Handler())
 	mux.Handle(s.identity.issuer.JWKSPath(), s.identity.issuer.Handler())
 	mux.Handle(oidcapi.PathPrefix, s.identity.api)
+	mux.Handle(console.PathPrefix, consoleHandler)
 	s.routeRunner(mux)
 	mux.Handle("/", s.rootHandler(routeConnections(connAPI, api), artifactHandler)) // STS, the landing page, the APIs, S3 (root.go)
 	s.http = &http.Server{
@@ -341,6 +362,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	// since their S3 I/O may go through this server's own listener.
 	identityDone := make(chan struct{})
 	go func() { defer close(identityDone); s.identity.issuer.Run(sweepCtx) }()
+	consoleDone := make(chan struct{})
+	go func() { defer close(consoleDone); s.runConsoleSweeper(sweepCtx) }()
 	uploadsDone := make(chan struct{})
 	go func() { defer close(uploadsDone); s.runUploadSweeper(sweepCtx) }()
 	builtinCtx, stopBuiltin := context.WithCancel(context.WithoutCancel(ctx))
@@ -380,6 +403,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	<-wakeupsDone
 	<-identityDone
 	<-uploadsDone
+	<-consoleDone
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}

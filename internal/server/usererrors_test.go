@@ -57,12 +57,19 @@ func TestWrongRegionNamesTheExpectedOne(t *testing.T) {
 	}
 }
 
-// TestLandingPage: a browser opening the server's URL learns what it is
-// and where its endpoints are; a signed S3 ListBuckets on GET / still
-// reaches the artifact store.
+// TestLandingPage: a browser opening the server's URL is sent to the web
+// console; any other client learns what the server is and where its
+// endpoints are; a signed S3 ListBuckets on GET / still reaches the
+// artifact store.
 func TestLandingPage(t *testing.T) {
 	srv := servertest.Start(t)
-	for _, accept := range []string{"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", ""} {
+	browserReq, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+	browserReq.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if resp, err := noFollow.Do(browserReq); err != nil || resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/" {
+		t.Fatalf("GET / from a browser: %v %v, want a redirect to /console/", resp, err)
+	}
+	for _, accept := range []string{"*/*", ""} {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
 		if accept != "" {
 			req.Header.Set("Accept", accept)
@@ -77,7 +84,7 @@ func TestLandingPage(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 			t.Fatalf("GET / (Accept %q): %d %s %s", accept, resp.StatusCode, resp.Header.Get("Content-Type"), page)
 		}
-		for _, want := range []string{"pipelined", "CodePipeline API", srv.URL + "/healthz", srv.URL + "/metrics", "aws codepipeline list-pipelines --endpoint-url " + srv.URL} {
+		for _, want := range []string{"pipelined", "CodePipeline API", srv.URL + "/console/", srv.URL + "/healthz", srv.URL + "/metrics", "aws codepipeline list-pipelines --endpoint-url " + srv.URL} {
 			if !strings.Contains(page, want) {
 				t.Errorf("landing page lacks %q:\n%s", want, page)
 			}

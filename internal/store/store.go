@@ -289,6 +289,7 @@ type Store interface {
 	ThirdPartyClients
 	SigningKeyStore
 	WorkerKeys
+	ConsoleUsers
 	GitConnections // gitconnections.go
 }
 
@@ -418,4 +419,67 @@ type SigningKeyStore interface {
 	// prev (0: nothing stored yet) and returns what was stored; ErrConflict
 	// when another writer stored a different version first.
 	SwapSigningKeys(ctx context.Context, prev int64, doc []byte) (SigningKeys, error)
+}
+
+// ---------------------------------------------------------------------------
+// Console users and sessions
+// ---------------------------------------------------------------------------
+
+// ConsoleUser is a person who signs in to the web console. The store keeps
+// the password's hash as the caller encoded it (a PHC string), never the
+// password.
+type ConsoleUser struct {
+	Name         string // unique in the store
+	Role         string // viewer, approver, operator or admin (the caller's vocabulary)
+	PasswordHash string
+	Disabled     bool
+	// Created and Updated are assigned by the store.
+	Created time.Time
+	Updated time.Time
+}
+
+// ConsoleSession is a signed-in browser. The store keeps a hash of the
+// session id (the cookie's value), never the id, so a copy of the database
+// signs nobody in.
+type ConsoleSession struct {
+	IDHash []byte // unique in the store; kept byte for byte
+	User   string
+	// Expires is the absolute end of the session, given by the caller.
+	Expires time.Time
+	// Created and LastSeen are assigned by the store (LastSeen by
+	// TouchConsoleSession).
+	Created  time.Time
+	LastSeen time.Time
+}
+
+// ConsoleUsers stores console users and their sessions.
+type ConsoleUsers interface {
+	// CreateConsoleUser stores a new user and returns it as stored
+	// (ErrAlreadyExists when the name is taken).
+	CreateConsoleUser(ctx context.Context, u ConsoleUser) (ConsoleUser, error)
+	// GetConsoleUser reads a user (ErrNotFound).
+	GetConsoleUser(ctx context.Context, name string) (ConsoleUser, error)
+	// ListConsoleUsers returns every user, ordered by name (byte order).
+	ListConsoleUsers(ctx context.Context) ([]ConsoleUser, error)
+	// UpdateConsoleUser applies fn to the stored user in one transaction
+	// and stores its Role, PasswordHash and Disabled (the name and times
+	// are the store's). When the update disables the user or changes the
+	// password hash, the user's sessions are deleted in the same
+	// transaction, so nobody stays signed in with an old password. An
+	// error from fn is returned as it is and nothing is written.
+	UpdateConsoleUser(ctx context.Context, name string, fn func(u *ConsoleUser) error) (ConsoleUser, error)
+
+	// CreateConsoleSession stores a new session (Created and LastSeen:
+	// now) and returns it as stored. ErrNotFound when the user does not
+	// exist; ErrAlreadyExists when the id hash is taken.
+	CreateConsoleSession(ctx context.Context, s ConsoleSession) (ConsoleSession, error)
+	// GetConsoleSession reads a session by its id hash (ErrNotFound).
+	GetConsoleSession(ctx context.Context, idHash []byte) (ConsoleSession, error)
+	// TouchConsoleSession sets a session's LastSeen to now (ErrNotFound).
+	TouchConsoleSession(ctx context.Context, idHash []byte) error
+	// DeleteConsoleSession deletes a session (no error when there is none).
+	DeleteConsoleSession(ctx context.Context, idHash []byte) error
+	// DeleteStaleConsoleSessions deletes the sessions that expired before
+	// now or were last seen before idleBefore, and says how many.
+	DeleteStaleConsoleSessions(ctx context.Context, now, idleBefore time.Time) (int, error)
 }
