@@ -98,6 +98,7 @@ type Config struct {
 
 	// Built-in S3 actions (internal/builtin; see builtin.go in this package).
 	SourcePollInterval time.Duration    // how often polled S3 sources are checked (0: 1m; negative: never)
+	GitCacheMaxBytes   int64            // bound of the Git mirror cache under DataDir/git (0: gitsource.DefaultMaxBytes)
 	BuiltinS3          *builtin.Options // nil: the S3 the artifact store is on; tests point it elsewhere
 
 	// Workload identity: the OIDC issuer and token exchanges (identity.go).
@@ -114,6 +115,11 @@ type Config struct {
 
 	// Logs configures job logs (joblogs.go).
 	Logs LogConfig
+	// MetricsCountInterval is how long the store-counted gauges
+	// (pipelined_jobs, pipelined_approvals_pending) are reused between
+	// scrapes (0: 5s; negative: counted at every scrape).
+	MetricsCountInterval time.Duration
+
 	// Web console sessions (console.go): a session ends after this long
 	// unused, and this long after sign-in (zero: 8h and 7 days).
 	ConsoleSessionIdle   time.Duration
@@ -213,6 +219,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	rawStore := st
+	st, tel := observeStore(st, log)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
@@ -237,7 +245,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		log.Error("pipeline "+op+" hook failed", "pipeline", name, "err", err)
 	})
 	s.engine = engine.New(engine.Config{
-		Store: st, Definitions: svc, Logger: log,
+		Store: st, Definitions: svc, Logger: log, Observer: tel,
 		AckTimeout: cfg.JobAckTimeout, DefaultApprovalTimeout: cfg.ApprovalTimeout, DefaultJobTimeout: cfg.JobTimeout,
 		Now: cfg.EngineNow,
 	})
@@ -257,6 +265,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	// After the artifact store: the built-in S3 actions use its bucket hook.
+	connAPI := s.setupConnections(sealer) // before the built-in workers: the Git source uses it
 	s.builtin = builtin.New(s.engine, st, svc, s.builtinOptions())
 	if s.cfg.Runner.Logs == nil {
 		s.cfg.Runner.Logs = embeddedLogSink{s} // job logs (joblogs.go)
@@ -264,6 +273,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.setupRunner()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.registerTelemetry(reg, tel, rawStore)
 	if s.identity, err = s.setupIdentity(ctx, sealer, svc, reg); err != nil {
 		ln.Close()
 		st.Close()
@@ -275,8 +285,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.apiLookup}
 	codepipeline := api{Service: svc, ex: ex}
 	api := awsjson.New(codepipeline, awsjson.SigV4{Verifier: verifier}, s.apiBodyOptions(awsjson.Options{Logger: log, Registerer: reg}))
-
-	connAPI := s.setupConnections(sealer)
 
 	consoleHandler, err := s.setupConsole(codepipeline)
 	if err != nil {
