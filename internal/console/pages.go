@@ -562,6 +562,10 @@ func (h *Handler) settingsPage(w http.ResponseWriter, r *http.Request) {
 		cs, err := f(ctx)
 		data["Clients"], data["ClientsError"] = cs, errText(h, err)
 	}
+	if f := h.cfg.Settings.Connections; f != nil {
+		cs, err := f(ctx)
+		data["Connections"], data["ConnectionsError"] = cs, errText(h, err)
+	}
 	if f := h.cfg.Settings.Issuer; f != nil {
 		is, err := f(ctx)
 		data["Issuer"], data["IssuerError"] = is, errText(h, err)
