@@ -190,7 +190,7 @@ func Unsupported(provider string) string {
 	case CodeBuild:
 		return "pipelined cannot evaluate CodeBuild rules: it does not run AWS CodeBuild projects"
 	case Commands:
-		return "pipelined cannot evaluate Commands rules yet: the Commands rule needs the Commands runner, which this build does not have"
+		return "pipelined does not run Commands rules yet: Commands actions run on runners, but the rule form is not wired to them; use a Compute/AWS/Commands action in the stage instead"
 	}
 	return ""
 }

@@ -34,6 +34,8 @@ type job struct {
 	dir   string // the job's temporary directory
 	// stopped is the reason the job was cancelled ("" while it was not).
 	cancel context.CancelCauseFunc
+	// started and exited time the script's process (debug log).
+	started, exited time.Time
 }
 
 // outcome is a job's result before it is reported.
@@ -59,6 +61,7 @@ var (
 // runJob acknowledges a polled job, runs it and reports the result.
 func (r *Runner) runJob(parent context.Context, wj wire.Job) {
 	log := r.log.With("job", wj.Id)
+	t0 := time.Now()
 	ack, err := r.srv.AcknowledgeJob(context.WithoutCancel(parent), &wire.AcknowledgeJobInput{JobId: wj.Id, Nonce: wj.Nonce})
 	if err != nil {
 		log.Warn("acknowledge job", "err", err)
@@ -77,7 +80,18 @@ func (r *Runner) runJob(parent context.Context, wj wire.Job) {
 	hbCtx, stopHeartbeats := context.WithCancel(context.WithoutCancel(parent))
 	hbDone := make(chan struct{})
 	go func() { defer close(hbDone); j.heartbeat(hbCtx) }()
+	tAck := time.Now()
 	res := j.safeRun(ctx)
+	defer func() {
+		if j.dir != "" {
+			removeAll(j.log, j.dir)
+		}
+	}()
+	tRun := time.Now()
+	defer func() {
+		j.log.Debug("job phases", "ack", tAck.Sub(t0), "prepare", j.started.Sub(tAck), "process", j.exited.Sub(j.started),
+			"finish", tRun.Sub(j.exited), "report", time.Since(tRun))
+	}()
 	switch cause := context.Cause(ctx); {
 	case res.ok || cause == nil:
 	case errors.Is(cause, errStopped):
@@ -104,8 +118,7 @@ func (j *job) safeRun(ctx context.Context) (res outcome) {
 	if err != nil {
 		return failed(wire.FailureTypeJobFailed, "The runner could not create the job's work directory: %v", err)
 	}
-	j.dir = dir
-	defer removeAll(j.log, dir)
+	j.dir = dir // removed by runJob once the result is reported
 	return j.run(ctx)
 }
 

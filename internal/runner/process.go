@@ -145,6 +145,8 @@ func (j *job) execute(ctx context.Context, out *output, srcDirs []srcDir) outcom
 		return failed(wire.FailureTypeJobFailed, "The runner could not start %s: %v", j.r.o.Shell, err)
 	}
 	pw.Close()
+	j.started = time.Now()
+	defer func() { j.exited = time.Now() }()
 	pgid := cmd.Process.Pid
 	if j.r.o.OnStart != nil {
 		j.r.o.OnStart(j.id, pgid)

@@ -197,7 +197,9 @@ func TestTerraform(t *testing.T) {
 		defer cancel()
 		cmd := exec.CommandContext(cctx, bin, args...)
 		cmd.Dir, cmd.Env = dir, env
+		start := time.Now()
 		out, err := cmd.CombinedOutput()
+		t.Logf("terraform %s: %s", args[0], time.Since(start).Round(time.Millisecond))
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()
@@ -228,6 +230,13 @@ func TestTerraform(t *testing.T) {
 
 	run(0, "plan", "-detailed-exitcode", "-input=false", "-no-color", "-parallelism=2")
 	run(0, "destroy", "-auto-approve", "-input=false", "-no-color", "-parallelism=2")
+
+	// What the provider got refused (retries slow it down): for the log.
+	for _, line := range strings.Split(srv.Logs(), "\n") {
+		if strings.Contains(line, "request failed") {
+			t.Log(line)
+		}
+	}
 
 	list, err := c.ListPipelines(ctx, &codepipeline.ListPipelinesInput{})
 	if err != nil || len(list.Pipelines) != 0 {
