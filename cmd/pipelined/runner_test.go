@@ -245,3 +245,118 @@ func TestRemoteRunners(t *testing.T) {
 		t.Fatalf("the retry: %s\nsurvivor:\n%s", st, survivor.logs)
 	}
 }
+
+// TestRunnerOnceAndShutdown: --once runs one job and exits; the first
+// SIGTERM lets a running job go on (and takes no new one), the second
+// cancels it, reported as failed because the runner shut down.
+func TestRunnerOnceAndShutdown(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	srvCmd := exec.Command(binary, "serve", "--listen", addr, "--data-dir", dir, "--log-level", "warn",
+		"--runner-slots", "0", "--job-poll-wait", "2s", "--source-poll-interval", "-1s")
+	srvCmd.Env = append(cleanEnv(), "PIPELINED_MASTER_KEY="+masterKey, "PIPELINED_ROOT_ACCESS_KEY_ID="+rootKey, "PIPELINED_ROOT_SECRET_ACCESS_KEY="+rootSecret)
+	srv := launch(t, srvCmd, "http://"+addr)
+	ctx := context.Background()
+	c := srv.client()
+	s3c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.url), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(rootKey, rootSecret, "")})
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("src")}); err != nil {
+		t.Fatal(err)
+	}
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	_, _ = zw.Create("empty")
+	_ = zw.Close()
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("src"), Key: aws.String("app.zip"), Body: bytes.NewReader(zb.Bytes())}); err != nil {
+		t.Fatal(err)
+	}
+	credFile := filepath.Join(t.TempDir(), "runner-credentials")
+	env := []string{"AWS_ACCESS_KEY_ID=" + rootKey, "AWS_SECRET_ACCESS_KEY=" + rootSecret, "AWS_ENDPOINT_URL=" + srv.url, "AWS_REGION=us-east-1"}
+	if _, errOut, code := cli(t, env, "create-worker-key", "--category", "Compute", "--owner", "AWS", "--provider", "Commands", "--version", "1",
+		"--credentials-file", credFile); code != 0 {
+		t.Fatalf("create-worker-key: exit %d: %s", code, errOut)
+	}
+	once := startRunner(t, srv.url, credFile, 2)
+	// startRunner has no --once: replace it by a --once runner.
+	_ = once.cmd.Process.Signal(syscall.SIGTERM)
+	<-once.done
+	r := &remoteRunner{workDir: t.TempDir(), logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	r.cmd = exec.Command(binary, "runner", "--server", srv.url, "--once", "--work-dir", r.workDir, "--heartbeat-interval", "500ms")
+	r.cmd.Env = append(cleanEnv(), "AWS_SHARED_CREDENTIALS_FILE="+credFile, "AWS_CONFIG_FILE="+filepath.Join(t.TempDir(), "none"))
+	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.done <- r.cmd.Wait() }()
+	if _, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: sourcedPipeline("once",
+		types.StageDeclaration{Name: aws.String("Build"), Actions: []types.ActionDeclaration{commandsAction("Once", "echo once")}})}); err != nil {
+		t.Fatal(err)
+	}
+	if _, st := waitPipeline(t, c, "once", 60*time.Second); st != types.PipelineExecutionStatusSucceeded {
+		t.Fatalf("once: %s\n%s", st, r.logs)
+	}
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Errorf("--once runner: %v\n%s", err, r.logs)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("--once runner did not exit after its job\n%s", r.logs)
+	}
+
+	// Shutdown: first SIGTERM, the job goes on; second, it is cancelled.
+	r2 := startRunner(t, srv.url, credFile, 1)
+	marker := filepath.Join(t.TempDir(), "started")
+	if _, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: sourcedPipeline("drain",
+		types.StageDeclaration{Name: aws.String("Build"), Actions: []types.ActionDeclaration{commandsAction("Long", "echo $$ > "+marker, "sleep 300")}})}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the long job did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	raw, _ := os.ReadFile(marker)
+	pgid, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
+	_ = r2.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(1500 * time.Millisecond)
+	if err := syscall.Kill(-pgid, 0); err != nil {
+		t.Fatalf("the first SIGTERM stopped the running job: %v", err)
+	}
+	select {
+	case <-r2.done:
+		t.Fatal("the runner exited with a job running after one SIGTERM")
+	default:
+	}
+	_ = r2.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r2.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the runner did not exit after the second SIGTERM\n%s", r2.logs)
+	}
+	if err := syscall.Kill(-pgid, 0); err == nil {
+		t.Error("the cancelled job's processes outlive the runner")
+	}
+	id, st := waitPipeline(t, c, "drain", 30*time.Second)
+	if st != types.PipelineExecutionStatusFailed {
+		t.Fatalf("drain: %s", st)
+	}
+	acts, err := c.ListActionExecutions(ctx, &codepipeline.ListActionExecutionsInput{PipelineName: aws.String("drain"),
+		Filter: &types.ActionExecutionFilter{PipelineExecutionId: aws.String(id)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range acts.ActionExecutionDetails {
+		if aws.ToString(d.ActionName) == "Long" {
+			ed := d.Output.ExecutionResult.ErrorDetails
+			if ed == nil || !strings.Contains(aws.ToString(ed.Message), "runner shut down") {
+				t.Errorf("the cancelled job's failure: %+v", ed)
+			}
+		}
+	}
+}

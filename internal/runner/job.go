@@ -53,9 +53,8 @@ func failed(t wire.FailureType, format string, args ...any) outcome {
 
 // Causes of a job's cancellation.
 var (
-	errStopped  = errors.New("the action was stopped in pipelined (stop, abandon or supersede)")
-	errShutdown = errors.New("the runner shut down while the action ran")
-	errTimeout  = errors.New("timeout")
+	errStopped = errors.New("the action was stopped in pipelined (stop, abandon or supersede)")
+	errTimeout = errors.New("timeout")
 )
 
 // runJob acknowledges a polled job, runs it and reports the result.
@@ -99,8 +98,8 @@ func (r *Runner) runJob(parent context.Context, wj wire.Job) {
 		stopHeartbeats()
 		<-hbDone
 		return // nobody takes a result any more
-	case errors.Is(cause, errShutdown):
-		res = failed(wire.FailureTypeSystemUnavailable, "The runner shut down while the action ran; retry the stage. %s", res.message)
+	case parent.Err() != nil:
+		res = failed(wire.FailureTypeSystemUnavailable, "The runner shut down while the action ran (it was cancelled); retry the stage. %s", res.message)
 	}
 	j.report(res)
 	stopHeartbeats()

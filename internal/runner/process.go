@@ -218,6 +218,9 @@ func causeText(ctx context.Context) string {
 	if errors.Is(c, errTimeout) {
 		return "the action's timeout was reached"
 	}
+	if errors.Is(c, context.Canceled) {
+		return "the runner shut down"
+	}
 	return c.Error()
 }
 

@@ -157,6 +157,9 @@ resource "aws_codepipeline" "web" {
 // manual approval and tags; a second plan shows no drift; destroy leaves
 // nothing behind.
 func TestTerraform(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Terraform and its AWS provider; skipped with -short")
+	}
 	bin, mirror := findTerraform(t)
 	srv := servertest.Start(t)
 	ctx := context.Background()
@@ -193,7 +196,10 @@ func TestTerraform(t *testing.T) {
 		"TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "TF_DATA_DIR=" + filepath.Join(dir, ".terraform")}
 	run := func(wantExit int, args ...string) string {
 		t.Helper()
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		// Each command starts the provider (a 700 MB binary with a large
+		// schema) once or more: seconds on an idle machine, minutes on a
+		// loaded one.
+		cctx, cancel := context.WithTimeout(ctx, 12*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(cctx, bin, args...)
 		cmd.Dir, cmd.Env = dir, env
