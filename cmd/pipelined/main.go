@@ -17,7 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pipelined/pipelined/internal/awsjson"
 	"github.com/pipelined/pipelined/internal/commandspec"
+	"github.com/pipelined/pipelined/internal/httplimit"
 	"github.com/pipelined/pipelined/internal/server"
 )
 
@@ -155,6 +157,13 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.cfg.Runner.WorkDir, "runner-work-dir", "", "where the embedded runner makes the jobs' temporary work directories (default: the system's temporary directory)")
 	fs.DurationVar(&o.cfg.Runner.Lease, "runner-lease", server.DefaultRunnerLease, "a Commands job whose runner sends no heartbeat for this long fails with RunnerLost")
 	fs.StringVar(&o.cfg.Identity.AzureTokenEndpoint, "azure-token-endpoint", "https://login.microsoftonline.com", "workload identity: Microsoft Entra ID's authority; Azure exchanges POST to <this>/<tenant>/oauth2/v2.0/token")
+	// Limits on slow, stalled or numerous clients (internal/httplimit).
+	fs.DurationVar(&o.cfg.Limits.ReadTimeout, "read-timeout", httplimit.DefaultReadTimeout, "a request's headers and body must arrive within this of its first byte (bodies above read-timeout × min-body-rate get longer; long polls wait after the body and are not limited by it)")
+	fs.Int64Var(&o.cfg.Limits.MinBodyRate, "min-body-rate", httplimit.DefaultMinBodyRate, "bytes per second a body larger than read-timeout × this must keep up on average to stay within its extended deadline (negative: no extension)")
+	fs.DurationVar(&o.cfg.Limits.IdleTimeout, "idle-timeout", httplimit.DefaultIdleTimeout, "a keep-alive connection with no request for this long is closed")
+	fs.IntVar(&o.cfg.Limits.MaxConnections, "max-connections", httplimit.DefaultMaxConnections, "the most concurrent connections; one beyond is answered 503 and closed (negative: no cap)")
+	fs.Int64Var(&o.cfg.Limits.MaxAPIBody, "max-api-body", awsjson.DefaultMaxBody, "the largest CodePipeline API request body in bytes (pipeline and action type definitions; other operations take at most 1 MiB)")
+	fs.Int64Var(&o.cfg.Limits.MaxUnverifiedBodyBytes, "max-unverified-body-bytes", httplimit.DefaultBudget, "API request body bytes held in memory before their signatures are verified, across requests (beyond 64 KiB each); past it requests are answered 503")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	return fs, o

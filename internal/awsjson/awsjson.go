@@ -8,7 +8,6 @@ package awsjson
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pipelined/pipelined/internal/caller"
+	"github.com/pipelined/pipelined/internal/httplimit"
 	"github.com/pipelined/pipelined/internal/wire"
 )
 
@@ -38,6 +38,7 @@ type Handler struct {
 	auth    Authenticator
 	log     *slog.Logger
 	maxBody int64
+	budget  *httplimit.Budget
 	metrics *metrics
 }
 
@@ -47,11 +48,14 @@ type Options struct {
 	MaxBody int64
 	// Registerer receives the handler's metrics (nil: not registered).
 	Registerer prometheus.Registerer
+	// BodyBudget bounds the body bytes held before authentication, across
+	// requests (body.go; nil: unbounded).
+	BodyBudget *httplimit.Budget
 }
 
 // New returns a Handler serving api, authenticating every request with auth.
 func New(api wire.API, auth Authenticator, o Options) *Handler {
-	h := &Handler{api: api, auth: auth, log: o.Logger, maxBody: o.MaxBody, metrics: newMetrics(o.Registerer)}
+	h := &Handler{api: api, auth: auth, log: o.Logger, maxBody: o.MaxBody, budget: o.BodyBudget, metrics: newMetrics(o.Registerer)}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -69,6 +73,8 @@ var statusOf = map[string]int{
 	wire.ErrAccessDenied:          http.StatusForbidden,
 	wire.ErrRequestEntityTooLarge: http.StatusRequestEntityTooLarge,
 	wire.ErrInternalFailure:       http.StatusInternalServerError,
+	ErrServiceUnavailable:         http.StatusServiceUnavailable,
+	ErrRequestTimeout:             http.StatusRequestTimeout,
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -108,17 +114,14 @@ func (h *Handler) serve(r *http.Request, op string) (any, error) {
 	if r.Method != http.MethodPost {
 		return nil, wire.Errorf(wire.ErrUnknownOperation, "The AWS JSON API accepts only POST requests")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, h.maxBody))
+	body, release, err := h.readBody(r, op) // bounded, prechecked: body.go
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, wire.Errorf(wire.ErrRequestEntityTooLarge, "Request body is larger than %d bytes", h.maxBody)
-		}
-		return nil, wire.Errorf(wire.ErrSerialization, "Cannot read the request body")
+		return nil, err
 	}
 	// Authenticate before looking at the target: an unauthenticated caller
 	// learns nothing about which operations exist.
 	who, err := h.auth.Authenticate(r.Context(), r, body)
+	release()
 	if err != nil {
 		return nil, err
 	}

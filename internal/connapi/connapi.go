@@ -137,6 +137,21 @@ func (h *Handler) serve(r *http.Request, api, op string) (any, error) {
 	if r.Method != http.MethodPost {
 		return nil, wire.Errorf(wire.ErrUnknownOperation, "The AWS JSON API accepts only POST requests")
 	}
+	codestar := api == connections.ServiceCodeStar
+	auth := h.ccAuth
+	if codestar {
+		auth = h.csAuth
+	}
+	// Bound the size and check what needs no body before reading it
+	// (README "Limits").
+	if r.ContentLength > maxBody {
+		return nil, wire.Errorf(wire.ErrRequestEntityTooLarge, "Request body is larger than %d bytes", maxBody)
+	}
+	if p, ok := auth.(awsjson.Prechecker); ok {
+		if err := p.Precheck(r.Context(), r); err != nil {
+			return nil, err
+		}
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -144,11 +159,6 @@ func (h *Handler) serve(r *http.Request, api, op string) (any, error) {
 			return nil, wire.Errorf(wire.ErrRequestEntityTooLarge, "Request body is larger than %d bytes", maxBody)
 		}
 		return nil, wire.Errorf(wire.ErrSerialization, "Cannot read the request body")
-	}
-	codestar := api == connections.ServiceCodeStar
-	auth := h.ccAuth
-	if codestar {
-		auth = h.csAuth
 	}
 	who, err := auth.Authenticate(r.Context(), r, body)
 	if err != nil {

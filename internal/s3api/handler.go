@@ -523,6 +523,9 @@ func (h *Handler) bodyReader(q *request) (*payload, *s3Error) {
 }
 
 func (p *payload) mapErr(err error) *s3Error {
+	if isReadTimeout(err) {
+		return errRequestTimeout()
+	}
 	switch {
 	case errors.Is(err, errChunkSignature):
 		return errChunkSigMismatch()

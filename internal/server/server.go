@@ -101,6 +101,10 @@ type Config struct {
 	// Workload identity: the OIDC issuer and token exchanges (identity.go).
 	Identity IdentityConfig
 
+	// Limits bound slow, stalled or numerous clients: read deadline,
+	// connection cap, idle timeout, body limits (limits.go).
+	Limits LimitsConfig
+
 	// WorkerKeyCacheTTL is how long the CodePipeline API caches worker key
 	// lookups, and so how long a key revoked on another replica keeps
 	// working here (0: workerkeys.DefaultCacheTTL, 10s).
@@ -261,7 +265,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// protocol); everything else takes root only.
 	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.apiLookup}
 	codepipeline := api{Service: svc, ex: ex}
-	api := awsjson.New(codepipeline, awsjson.SigV4{Verifier: verifier}, awsjson.Options{Logger: log, Registerer: reg})
+	api := awsjson.New(codepipeline, awsjson.SigV4{Verifier: verifier}, s.apiBodyOptions(awsjson.Options{Logger: log, Registerer: reg}))
 
 	connAPI := s.setupConnections(sealer)
 
@@ -299,12 +303,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle(console.PathPrefix, consoleHandler)
 	s.routeRunner(mux)
 	mux.Handle("/", s.rootHandler(routeConnections(connAPI, api), artifactHandler)) // STS, the landing page, the APIs, S3 (root.go)
-	s.http = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	// Timeouts, body limits and the connection cap: limits.go.
+	s.http = s.newHTTPServer(mux, log)
 	started = true
 	return s, nil
 }
