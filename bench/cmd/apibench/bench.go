@@ -29,6 +29,7 @@ type bench struct {
 	failed    bool          // keep tmp (and its logs) for a post-mortem
 	report    *report       // the api suite's
 	engine    *engineReport // the engine suite's
+	net       *netReport    // the net suite's
 	perfFiles []string      // profiles recorded with -perf
 }
 
@@ -68,6 +69,7 @@ func newBench(o *options) (*bench, error) {
 		masterKey: base64.StdEncoding.EncodeToString(key[:]),
 		report:    newReport(o),
 		engine:    newEngineReport(o),
+		net:       &netReport{o: o, command: commandLine(os.Args[1:])},
 	}
 	return b, nil
 }

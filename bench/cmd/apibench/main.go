@@ -59,7 +59,7 @@ type options struct {
 func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("apibench", flag.ContinueOnError)
-	fs.StringVar(&o.suite, "suite", "api", "what to measure: `api` (API throughput, latency, memory) or engine (running pipelines)")
+	fs.StringVar(&o.suite, "suite", "api", "what to measure: `api` (API throughput, latency, memory), engine (running pipelines) or net (read throughput and latency while slow connections are held)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "how long each measurement runs (plus a short warm-up)")
 	fs.IntVar(&o.conns, "conns", 4, "concurrent connections (closed-loop workers) for throughput and fill")
 	fs.IntVar(&o.pipelines, "pipelines", 10000, "pipelines stored for the large-store latency measurement")
@@ -81,8 +81,8 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	switch {
-	case o.suite != "api" && o.suite != "engine":
-		return nil, fmt.Errorf("-suite must be api or engine, not %q", o.suite)
+	case o.suite != "api" && o.suite != "engine" && o.suite != "net":
+		return nil, fmt.Errorf("-suite must be api, engine or net, not %q", o.suite)
 	case o.duration <= 0:
 		return nil, errors.New("-duration must be positive")
 	case o.conns < 1:
@@ -146,8 +146,11 @@ func run(ctx context.Context, o *options, stdout io.Writer) (err error) {
 
 	var rep suiteReport = b.report
 	runSuite := b.runAll
-	if o.suite == "engine" {
+	switch o.suite {
+	case "engine":
 		rep, runSuite = b.engine, b.runEngine
+	case "net":
+		rep, runSuite = b.net, b.runNet
 	}
 	if err := runSuite(ctx); err != nil {
 		// Print what was measured so far: a partial report still helps.
