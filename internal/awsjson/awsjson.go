@@ -84,7 +84,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), wire.TargetPrefix+".")
 	// Every log line of the request carries its id; the logger is made only
 	// when something is logged (most requests log nothing).
-	log := func() *slog.Logger { return h.log.With("request_id", reqID) }
+	log := func() *slog.Logger { return h.log.With(requestAttrs(r, reqID)...) }
 
 	out, err := h.serve(r, op)
 	if err != nil {
@@ -172,6 +172,7 @@ func (h *Handler) writeError(w http.ResponseWriter, log func() *slog.Logger, op 
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	polls    *prometheus.HistogramVec // long polls (longpoll.go)
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -180,12 +181,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pipelined_api_requests_total", Help: "CodePipeline API requests by operation and error code (empty: success).",
 		}, []string{"operation", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "pipelined_api_request_duration_seconds", Help: "CodePipeline API request latency by operation.",
+			Name: "pipelined_api_request_duration_seconds", Help: "CodePipeline API request latency by operation (long polls are in pipelined_api_long_poll_duration_seconds).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"operation"}),
 	}
+	m.polls = newPollHistogram()
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration)
+		reg.MustRegister(m.requests, m.duration, m.polls)
 	}
 	return m
 }
@@ -195,5 +197,9 @@ func (m *metrics) observe(op, code string, start time.Time) {
 		op = "unknown" // bound the label's cardinality
 	}
 	m.requests.WithLabelValues(op, code).Inc()
+	if longPoll[op] {
+		m.polls.WithLabelValues(op).Observe(time.Since(start).Seconds())
+		return
+	}
 	m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
 }

@@ -47,6 +47,8 @@ type Config struct {
 	DefaultApprovalTimeout time.Duration
 	Now                    func() time.Time
 	Logger                 *slog.Logger
+	// Observer, when set, receives what transitions did (observe.go).
+	Observer Observer
 }
 
 // Engine runs pipeline executions.
@@ -69,6 +71,9 @@ type Engine struct {
 	byType  map[actiontypes.Key]Executor
 	byOwner map[string]Executor
 	byName  map[string]Executor
+	// observer receives the events of committed transitions (nil: none
+	// are collected).
+	observer Observer
 	// changed, when set, hears of every committed transition that wrote an
 	// execution (OnChange).
 	changed atomic.Pointer[func(pipeline string)]
@@ -120,7 +125,7 @@ func JobTypeKey(k actiontypes.Key) string {
 
 // New returns an Engine.
 func New(c Config) *Engine {
-	e := &Engine{store: c.Store, defs: c.Definitions, ack: c.AckTimeout, jobTO: c.DefaultJobTimeout, apprTO: c.DefaultApprovalTimeout, now: c.Now, log: c.Logger, newID: newUUID}
+	e := &Engine{store: c.Store, defs: c.Definitions, ack: c.AckTimeout, jobTO: c.DefaultJobTimeout, apprTO: c.DefaultApprovalTimeout, now: c.Now, log: c.Logger, newID: newUUID, observer: c.Observer}
 	if e.ack <= 0 {
 		e.ack = 5 * time.Minute
 	}
@@ -167,6 +172,9 @@ type txn struct {
 	newJobs  map[string]int    // jobs queued, by action type key
 	finished []string          // executions that ended in this transition
 	written  map[string][]byte // executions flushed: their stored bytes
+	// snaps and events: what the transition read and did, when observed.
+	snaps  map[string]*snapshot
+	events []Event
 	// rtWritten: the runtime document (transitions, queues) was written.
 	rtWritten bool
 }
@@ -177,12 +185,16 @@ func (e *Engine) transact(ctx context.Context, pipeline string, fn func(t *txn) 
 	err := e.store.InPipeline(ctx, pipeline, func(tx store.PipelineTx) error {
 		t = &txn{ctx: ctx, e: e, tx: tx, pipeline: pipeline, now: e.now().UTC().Truncate(time.Millisecond),
 			execs: map[string]*Execution{}, dirty: map[string]bool{}, defs: map[int]*wire.PipelineDeclaration{}}
+		if t.observing() {
+			t.tx = &jobWatch{PipelineTx: tx, t: t, seen: map[string]string{}}
+		}
 		if err := fn(t); err != nil {
 			return err
 		}
 		if t.rtErr != nil {
 			return t.rtErr
 		}
+		t.diff()
 		return t.flush()
 	})
 	if err != nil {
@@ -199,6 +211,9 @@ func (e *Engine) transact(ctx context.Context, pipeline string, fn func(t *txn) 
 	}
 	for _, id := range t.finished {
 		e.signals.fire(id)
+	}
+	if t.observing() {
+		e.notify(t.events)
 	}
 	if fn := e.changed.Load(); fn != nil && (len(t.written) > 0 || t.rtWritten) {
 		(*fn)(pipeline)
@@ -272,6 +287,7 @@ func (t *txn) exec(id string) (*Execution, error) {
 	}
 	if x := t.e.execs.take(id, rec.Doc); x != nil {
 		t.execs[id] = x
+		t.read(x)
 		return x, nil
 	}
 	x := &Execution{}
@@ -279,6 +295,7 @@ func (t *txn) exec(id string) (*Execution, error) {
 		return nil, fmt.Errorf("decode execution %s: %w", id, err)
 	}
 	t.execs[id] = x
+	t.read(x)
 	return x, nil
 }
 

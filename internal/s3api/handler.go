@@ -83,6 +83,7 @@ type Handler struct {
 	verifier *sigv4.Verifier
 	auth     Authorizer
 	log      *slog.Logger
+	metrics  *metrics    // nil until RegisterMetrics
 	uploads  uploadLocks // one lock per multipart upload; see sweep.go
 }
 
@@ -138,6 +139,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-amz-request-id", id)
 	w.Header().Set("x-amz-id-2", base64.StdEncoding.EncodeToString([]byte(id)))
 	w.Header().Set("Server", "pipelined")
+	cw := &countingWriter{ResponseWriter: w}
+	w = cw
+	body := &countingBody{ReadCloser: r.Body}
+	if r.Body != nil {
+		r.Body = body
+	}
 	q := &request{w: w, r: r, id: id, q: r.URL.Query()}
 	q.bucket, q.key = splitPath(r.URL.Path)
 
@@ -147,11 +154,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if e.Status >= 500 {
 			h.log.Error("s3 request failed", "method", r.Method, "path", r.URL.Path, "code", e.Code, "request_id", id)
 		} else {
-			h.log.Debug("s3 request refused", "method", r.Method, "path", r.URL.Path, "code", e.Code, "msg", e.Message, "request_id", id)
+			h.log.Info("s3 request refused", append(refusedAttrs(r), "status", e.Status, "code", e.Code, "msg", e.Message, "request_id", id)...)
 		}
 		writeError(w, r, e, id)
+		h.metrics.observe(r.Method, e.Code, body.n, cw.n)
 		return
 	}
+	h.metrics.observe(r.Method, "", body.n, cw.n)
 	h.log.Debug("s3 request", "method", r.Method, "path", r.URL.Path, "request_id", id, "took", time.Since(start))
 }
 

@@ -536,7 +536,7 @@ func TestRollbackAndUpdateDuringExecution(t *testing.T) {
 
 func TestJobProtocolErrors(t *testing.T) {
 	servertest.EachBackend(t, func(t *testing.T, backend servertest.Options) {
-		_, c := engineServer(t, backend, func(cfg *server.Config) { cfg.JobAckTimeout = 300 * time.Millisecond })
+		srv, c := engineServer(t, backend, func(cfg *server.Config) { cfg.JobAckTimeout = 300 * time.Millisecond })
 		ctx := context.Background()
 		p := gatePipeline("jobs", "")
 		create(t, c, p)
@@ -588,6 +588,7 @@ func TestJobProtocolErrors(t *testing.T) {
 		if aws.ToString(next.Id) == aws.ToString(again.Id) || aws.ToString(next.Data.ContinuationToken) != "step-2" {
 			t.Fatalf("continuation job = %s token %q", aws.ToString(next.Id), aws.ToString(next.Data.ContinuationToken))
 		}
+		logLine(t, srv.Logs(), "job continued", "job_id="+aws.ToString(next.Id), "pipeline=jobs", "continuation_token=step-2")
 		must(c.AcknowledgeJob(ctx, &codepipeline.AcknowledgeJobInput{JobId: next.Id, Nonce: next.Nonce}))
 		if _, err := c.PutJobSuccessResult(ctx, &codepipeline.PutJobSuccessResultInput{JobId: next.Id, CurrentRevision: &types.CurrentRevision{Revision: aws.String("r2"), ChangeIdentifier: aws.String("r2")}}); err != nil {
 			t.Fatal(err)

@@ -110,6 +110,11 @@ type Config struct {
 	// working here (0: workerkeys.DefaultCacheTTL, 10s).
 	WorkerKeyCacheTTL time.Duration
 
+	// MetricsCountInterval is how long the store-counted gauges
+	// (pipelined_jobs, pipelined_approvals_pending) are reused between
+	// scrapes (0: 5s; negative: counted at every scrape).
+	MetricsCountInterval time.Duration
+
 	// Web console sessions (console.go): a session ends after this long
 	// unused, and this long after sign-in (zero: 8h and 7 days).
 	ConsoleSessionIdle   time.Duration
@@ -207,6 +212,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	rawStore := st
+	st, tel := observeStore(st, log)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
@@ -231,7 +238,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		log.Error("pipeline "+op+" hook failed", "pipeline", name, "err", err)
 	})
 	s.engine = engine.New(engine.Config{
-		Store: st, Definitions: svc, Logger: log,
+		Store: st, Definitions: svc, Logger: log, Observer: tel,
 		AckTimeout: cfg.JobAckTimeout, DefaultApprovalTimeout: cfg.ApprovalTimeout, DefaultJobTimeout: cfg.JobTimeout,
 		Now: cfg.EngineNow,
 	})
@@ -255,6 +262,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.setupRunner()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.registerTelemetry(reg, tel, rawStore)
 	if s.identity, err = s.setupIdentity(ctx, sealer, svc, reg); err != nil {
 		ln.Close()
 		st.Close()

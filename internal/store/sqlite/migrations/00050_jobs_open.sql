@@ -1,0 +1,11 @@
+-- +goose Up
+-- Open jobs (queued, dispatched or in progress) by action type and status,
+-- for the metrics' counts (store.Counter.OpenJobs): finished jobs, which
+-- pile up, are not in it, so a count reads only the open ones. OpenJobs
+-- repeats the predicate word for word (SQLite uses a partial index only
+-- when the query implies its WHERE).
+CREATE INDEX jobs_open ON jobs (category, owner, provider, version, status)
+    WHERE status IN ('Queued', 'Dispatched', 'InProgress');
+
+-- +goose Down
+DROP INDEX jobs_open;
