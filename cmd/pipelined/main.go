@@ -144,6 +144,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.DurationVar(&o.cfg.ArtifactUploadExpiry, "artifact-upload-expiry", 7*24*time.Hour, "embedded artifact store: remove multipart uploads never completed or aborted this long after they began (negative: never)")
 	fs.DurationVar(&o.cfg.WorkerKeyCacheTTL, "worker-key-cache-ttl", 10*time.Second, "how long the API caches a worker key lookup: a key revoked on another replica works here at most this long after (negative: no cache)")
 	fs.DurationVar(&o.cfg.SourcePollInterval, "source-poll-interval", time.Minute, "how often S3 source actions with PollForSourceChanges check their object, starting an execution when it changed (negative: never)")
+	fs.Int64Var(&o.cfg.GitCacheMaxBytes, "git-cache-max-bytes", 10<<30, "Git sources: the most disk the repository mirrors under <data-dir>/git may use; the least recently used are removed beyond it")
 	fs.StringVar(&o.cfg.Identity.OIDCAlgorithm, "oidc-algorithm", "RS256", "workload identity: the signing algorithm of ID tokens, RS256 or ES256 (a change applies from the key generated after it)")
 	fs.DurationVar(&o.cfg.Identity.OIDCKeyRotation, "oidc-key-rotation", 24*time.Hour, "workload identity: how long a signing key signs before the next one (published one period ahead) takes over")
 	fs.DurationVar(&o.cfg.Identity.OIDCTokenTTL, "oidc-token-ttl", time.Hour, "workload identity: the lifetime of ID tokens (5m to 12h); retired keys stay in the JWKS this long plus 5m")

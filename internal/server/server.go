@@ -96,6 +96,7 @@ type Config struct {
 
 	// Built-in S3 actions (internal/builtin; see builtin.go in this package).
 	SourcePollInterval time.Duration    // how often polled S3 sources are checked (0: 1m; negative: never)
+	GitCacheMaxBytes   int64            // bound of the Git mirror cache under DataDir/git (0: gitsource.DefaultMaxBytes)
 	BuiltinS3          *builtin.Options // nil: the S3 the artifact store is on; tests point it elsewhere
 
 	// Workload identity: the OIDC issuer and token exchanges (identity.go).
@@ -258,6 +259,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	// After the artifact store: the built-in S3 actions use its bucket hook.
+	connAPI := s.setupConnections(sealer) // before the built-in workers: the Git source uses it
 	s.builtin = builtin.New(s.engine, st, svc, s.builtinOptions())
 	s.setupRunner()
 	reg := prometheus.NewRegistry()
@@ -274,8 +276,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.apiLookup}
 	codepipeline := api{Service: svc, ex: ex}
 	api := awsjson.New(codepipeline, awsjson.SigV4{Verifier: verifier}, s.apiBodyOptions(awsjson.Options{Logger: log, Registerer: reg}))
-
-	connAPI := s.setupConnections(sealer)
 
 	consoleHandler, err := s.setupConsole(codepipeline)
 	if err != nil {
