@@ -33,6 +33,7 @@ import (
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
 	"github.com/pipelined/pipelined/internal/engine"
+	"github.com/pipelined/pipelined/internal/gitsource"
 	"github.com/pipelined/pipelined/internal/store"
 	"github.com/pipelined/pipelined/internal/wire"
 )
@@ -45,7 +46,7 @@ var (
 
 // Keys are the action types whose actions the server must turn into jobs
 // (engine.JobExecutor) for this package's workers to run.
-func Keys() []actiontypes.Key { return []actiontypes.Key{SourceKey, DeployKey} }
+func Keys() []actiontypes.Key { return []actiontypes.Key{SourceKey, DeployKey, GitSourceKey} }
 
 // Options configure the workers: where S3 is and how they sign for it.
 type Options struct {
@@ -82,6 +83,11 @@ type Options struct {
 	MaxExtractBytes int64
 	// TempDir holds artifacts while they are copied ("" : os.TempDir()).
 	TempDir string
+
+	// Connections and GitCache serve the Git source action (git.go); nil:
+	// its jobs fail with a configuration error.
+	Connections Connections
+	GitCache    *gitsource.Cache
 
 	Logger *slog.Logger
 }
@@ -160,6 +166,7 @@ func (r *Runner) Run(ctx context.Context) {
 	wg.Go(func() { r.listen(ctx) })
 	wg.Go(func() { r.work(ctx, SourceKey, r.runSource) })
 	wg.Go(func() { r.work(ctx, DeployKey, r.runDeploy) })
+	wg.Go(func() { r.work(ctx, GitSourceKey, r.runGitSource) })
 	if r.o.PollInterval > 0 {
 		wg.Go(func() { r.poll(ctx) })
 	}

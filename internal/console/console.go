@@ -60,6 +60,14 @@ type Settings struct {
 	Clients    func(ctx context.Context) ([]ClientView, error)
 	// Issuer is the OIDC issuer URL and its published key ids.
 	Issuer func(ctx context.Context) (IssuerView, error)
+	// Connections are the CodeConnections connections (Git sources).
+	Connections func(ctx context.Context) ([]ConnectionView, error)
+}
+
+// ConnectionView is a connection as the settings page shows it (never its
+// credentials).
+type ConnectionView struct {
+	Name, ARN, ProviderType, Status, HostARN string
 }
 
 // WorkerKeyView is a worker key as the settings page shows it.

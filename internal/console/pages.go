@@ -354,6 +354,9 @@ type ReviewView struct {
 	ExternalEntityLink      string
 	Since                   time.Time
 	Error                   string
+	// Refusal says why the signed-in user may not decide this approval
+	// (the pipeline's approval rules); the form is not shown.
+	Refusal string
 }
 
 // reviewView reads what the Review dialog shows; ok false when the action
@@ -418,6 +421,10 @@ func (h *Handler) reviewPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v.Error = r.URL.Query().Get("error")
+	if v.Refusal, err = h.mayDecide(r.Context(), sessionOf(r), pipeline, stage, v.Execution); err != nil {
+		h.fail(w, r, http.StatusInternalServerError, h.apiError(err))
+		return
+	}
 	h.render(w, r, http.StatusOK, "review", "Review "+action, v)
 }
 
@@ -435,6 +442,9 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) {
 		Result: &wire.ApprovalResult{Status: status, Summary: r.PostFormValue("summary")}}
 	err := validated(in)
 	if err == nil {
+		err = h.checkRules(r, pipeline, stage)
+	}
+	if err == nil {
 		_, err = h.api.PutApprovalResult(r.Context(), in)
 	}
 	reviewURL := pipelineURL(pipeline) + "/review/" + url.PathEscape(stage) + "/" + url.PathEscape(action)
@@ -449,6 +459,31 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("console: approval decided", "pipeline", pipeline, "stage", stage, "action", action, "result", status, "user", sessionOf(r).User.Name)
 	back(w, r, pipelineURL(pipeline), "done", string(status)+": "+stage+" / "+action)
+}
+
+// checkRules refuses a decision the pipeline's approval rules do not
+// allow the signed-in user (an AccessDenied the review page shows).
+func (h *Handler) checkRules(r *http.Request, pipeline, stage string) error {
+	ctx := r.Context()
+	var execution *wire.PipelineExecution
+	if st, err := h.api.GetPipelineState(ctx, &wire.GetPipelineStateInput{Name: pipeline}); err == nil {
+		for _, s := range st.StageStates {
+			if s.StageName == stage && s.LatestExecution != nil {
+				if ex, err := h.api.GetPipelineExecution(ctx, &wire.GetPipelineExecutionInput{PipelineName: pipeline, PipelineExecutionId: s.LatestExecution.PipelineExecutionId}); err == nil {
+					execution = ex.PipelineExecution
+				}
+			}
+		}
+	}
+	why, err := h.mayDecide(ctx, sessionOf(r), pipeline, stage, execution)
+	if err != nil {
+		return err
+	}
+	if why != "" {
+		h.log.Warn("console: approval refused by the pipeline's approval rules", "pipeline", pipeline, "stage", stage, "user", sessionOf(r).User.Name)
+		return wire.Errorf(wire.ErrAccessDenied, "%s", why)
+	}
+	return nil
 }
 
 // parseVariables reads "NAME=value" lines.
@@ -561,6 +596,10 @@ func (h *Handler) settingsPage(w http.ResponseWriter, r *http.Request) {
 	if f := h.cfg.Settings.Clients; f != nil {
 		cs, err := f(ctx)
 		data["Clients"], data["ClientsError"] = cs, errText(h, err)
+	}
+	if f := h.cfg.Settings.Connections; f != nil {
+		cs, err := f(ctx)
+		data["Connections"], data["ConnectionsError"] = cs, errText(h, err)
 	}
 	if f := h.cfg.Settings.Issuer; f != nil {
 		is, err := f(ctx)

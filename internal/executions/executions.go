@@ -52,6 +52,8 @@ type Service struct {
 	log    *slog.Logger
 	// index: the pipelines of the jobs this replica handed out (jobindex.go).
 	index jobIndex
+	// logStreamARN names an action execution's log stream (logstream.go).
+	logStreamARN func(pipeline, actionExecutionID string, t *wire.ActionTypeId) string
 }
 
 // New returns a Service. pollWait is how long PollForJobs waits for a job

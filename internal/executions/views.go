@@ -352,6 +352,9 @@ func (s *Service) actionDetail(types *typeCache, decl *wire.PipelineDeclaration,
 	if ad := findDeclared(decl, run.Stage, run.Name); ad != nil {
 		d.Input.ActionTypeId, d.Input.RoleArn, d.Input.Region = ad.ActionTypeId, ad.RoleArn, ad.Region
 		d.Output.ExecutionResult.ExternalExecutionUrl = executionURL(types.of(ad.ActionTypeId), run)
+		if s.logStreamARN != nil {
+			d.Output.ExecutionResult.LogStreamARN = s.logStreamARN(x.Pipeline, run.ExecutionID, ad.ActionTypeId)
+		}
 	} else {
 		d.Output.ExecutionResult.ExternalExecutionUrl = run.ExternalURL
 	}

@@ -45,5 +45,6 @@ func (s *Server) builtinOptions() builtin.Options {
 	if o.Logger == nil {
 		o.Logger = s.log
 	}
+	s.gitOptions(&o) // connections.go
 	return o
 }

@@ -2,12 +2,15 @@ package server
 
 import (
 	"net/http"
+	"path/filepath"
 
 	"github.com/pipelined/pipelined/internal/awsjson"
+	"github.com/pipelined/pipelined/internal/builtin"
 	"github.com/pipelined/pipelined/internal/connapi"
 	"github.com/pipelined/pipelined/internal/connections"
 	cc "github.com/pipelined/pipelined/internal/connwire/codeconnections"
 	cs "github.com/pipelined/pipelined/internal/connwire/codestar"
+	"github.com/pipelined/pipelined/internal/gitsource"
 	"github.com/pipelined/pipelined/internal/secrets"
 	"github.com/pipelined/pipelined/internal/sigv4"
 )
@@ -40,3 +43,18 @@ func routeConnections(conn, next http.Handler) http.Handler {
 // Connections returns the server's connections service (tests and tools in
 // this module).
 func (s *Server) Connections() *connections.Service { return s.connections }
+
+// GitDir is where the Git source's repository mirrors live, under the data
+// dir.
+const GitDir = "git"
+
+// gitOptions gives the built-in workers what the Git source action needs:
+// the connections service and the mirror cache.
+func (s *Server) gitOptions(o *builtin.Options) {
+	if o.Connections == nil && s.connections != nil {
+		o.Connections = s.connections
+	}
+	if o.GitCache == nil {
+		o.GitCache = &gitsource.Cache{Dir: filepath.Join(s.cfg.DataDir, GitDir), MaxBytes: s.cfg.GitCacheMaxBytes, Log: s.log}
+	}
+}

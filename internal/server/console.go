@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/pipelined/pipelined/internal/actiontypes"
+	"github.com/pipelined/pipelined/internal/connections"
+	cc "github.com/pipelined/pipelined/internal/connwire/codeconnections"
 	"github.com/pipelined/pipelined/internal/console"
 	"github.com/pipelined/pipelined/internal/consoleusers"
 	"github.com/pipelined/pipelined/internal/wire"
@@ -51,6 +53,24 @@ func (s *Server) setupConsole(api wire.API) (*console.Handler, error) {
 						ActionType: actiontypes.Key(c.ActionType).String(), Status: st, Created: c.Created})
 				}
 				return out, err
+			},
+			Connections: func(ctx context.Context) ([]console.ConnectionView, error) {
+				var out []console.ConnectionView
+				token := ""
+				for range 100 { // at most 100 pages of 100
+					page, err := s.connections.View(connections.ServiceCodeConnections).ListConnections(ctx, &cc.ListConnectionsInput{MaxResults: wire.Ptr(100), NextToken: token})
+					if err != nil {
+						return out, err
+					}
+					for _, c := range page.Connections {
+						out = append(out, console.ConnectionView{Name: c.ConnectionName, ARN: c.ConnectionArn, ProviderType: string(c.ProviderType),
+							Status: string(c.ConnectionStatus), HostARN: c.HostArn})
+					}
+					if token = page.NextToken; token == "" {
+						break
+					}
+				}
+				return out, nil
 			},
 			Issuer: func(context.Context) (console.IssuerView, error) {
 				is := s.identity.issuer

@@ -9,6 +9,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -418,4 +419,104 @@ func gateToken(t *testing.T, c *codepipeline.Client, name string) string {
 		t.Fatal("no approval token")
 	}
 	return aws.ToString(g.Token)
+}
+
+// waitApprovalOf waits until the Gate waits for a decision in an execution
+// other than the ones given, and returns that execution's id.
+func waitApprovalOf(t *testing.T, c *codepipeline.Client, name string, not ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := c.GetPipelineState(t.Context(), &codepipeline.GetPipelineStateInput{Name: aws.String(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range st.StageStates {
+			if aws.ToString(s.StageName) != "Approve" || s.LatestExecution == nil {
+				continue
+			}
+			id := aws.ToString(s.LatestExecution.PipelineExecutionId)
+			for _, a := range s.ActionStates {
+				if a.LatestExecution != nil && a.LatestExecution.Status == types.ActionExecutionStatusInProgress && a.LatestExecution.Token != nil && !slices.Contains(not, id) {
+					return id
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("no approval started waiting")
+	return ""
+}
+
+// TestConsoleApprovalRules: the pipeline's tags name who may decide a
+// stage's approvals, and that whoever started an execution may not approve
+// it; the console enforces both.
+func TestConsoleApprovalRules(t *testing.T) {
+	srv := servertest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := srv.Client()
+	registerTestTypes(t, c)
+	go (&worker{c: c}).run(ctx, t)
+	if _, err := c.CreatePipeline(ctx, &codepipeline.CreatePipelineInput{Pipeline: runPipeline("ruled", ""), Tags: []types.Tag{
+		{Key: aws.String("pipelined:approvers:Approve"), Value: aws.String("user:carl, role:admin")},
+		{Key: aws.String("pipelined:separate-approver"), Value: aws.String("true")},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	bob, carl, dave := newBrowser(t, srv), newBrowser(t, srv), newBrowser(t, srv)
+	bob.signIn("bob", createConsoleUser(t, srv, "bob", "approver"))
+	carl.signIn("carl", createConsoleUser(t, srv, "carl", "operator"))
+	dave.signIn("dave", createConsoleUser(t, srv, "dave", "admin"))
+	first := waitApprovalOf(t, c, "ruled")
+	const review = "/console/pipelines/ruled/review/Approve/Gate"
+	token := func(b *browser) string {
+		_, page, _ := b.get(review)
+		m := regexp.MustCompile(`name="token" value="([^"]+)"`).FindStringSubmatch(page)
+		if m == nil {
+			return ""
+		}
+		return m[1]
+	}
+	// bob is an approver, but not one of this stage's.
+	_, page, _ := bob.get(review)
+	if !strings.Contains(page, "decided by user:carl, role:admin") || strings.Contains(page, `value="Approved"`) {
+		t.Errorf("bob's review page does not refuse him:\n%s", page)
+	}
+	tok := token(carl)
+	form := url.Values{"token": {tok}, "result": {"Approved"}, "summary": {"bob tries"}, "_csrf": {bob.csrf()}}
+	if st, h := bob.post(review, form, nil); st != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "error=") {
+		t.Errorf("bob's approval: %d to %q, want the rules' refusal", st, h.Get("Location"))
+	}
+	if g := gateState(t, c, "ruled"); g.Status != types.ActionExecutionStatusInProgress {
+		t.Fatalf("bob decided the approval: %s", g.Status)
+	}
+	// carl may: root started this execution.
+	form.Set("_csrf", carl.csrf())
+	form.Set("summary", "carl approves")
+	if st, h := carl.post(review, form, nil); st != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "done=") {
+		t.Fatalf("carl's approval: %d to %q", st, h.Get("Location"))
+	}
+	// carl releases a change; he may not approve his own execution, dave
+	// (an admin) may.
+	if st, h := carl.post("/console/pipelines/ruled/release", url.Values{"_csrf": {carl.csrf()}}, nil); st != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "done=") {
+		t.Fatalf("carl's release: %d to %q", st, h.Get("Location"))
+	}
+	second := waitApprovalOf(t, c, "ruled", first)
+	ex, err := c.GetPipelineExecution(ctx, &codepipeline.GetPipelineExecutionInput{PipelineName: aws.String("ruled"), PipelineExecutionId: aws.String(second)})
+	if err != nil || aws.ToString(ex.PipelineExecution.Trigger.TriggerDetail) != "arn:aws:iam::"+servertest.AccountID+":user/console/carl" {
+		t.Fatalf("the released execution's trigger: %+v %v", ex, err)
+	}
+	if _, page, _ := carl.get(review); !strings.Contains(page, "You started this execution") {
+		t.Errorf("carl's review of his own execution does not refuse him:\n%s", page)
+	}
+	form = url.Values{"token": {token(dave)}, "result": {"Approved"}, "summary": {"self"}, "_csrf": {carl.csrf()}}
+	if st, h := carl.post(review, form, nil); st != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "error=") {
+		t.Errorf("carl approving his own execution: %d to %q, want refused", st, h.Get("Location"))
+	}
+	form.Set("_csrf", dave.csrf())
+	form.Set("summary", "dave approves")
+	if st, h := dave.post(review, form, nil); st != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "done=") {
+		t.Fatalf("dave's approval: %d to %q", st, h.Get("Location"))
+	}
 }

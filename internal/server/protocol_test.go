@@ -75,7 +75,7 @@ func TestProtocolErrors(t *testing.T) {
 		{"wrong member type", "CodePipeline_20150709.GetPipeline", `{"name": 5}`, 400, "SerializationException"},
 		{"unknown operation", "CodePipeline_20150709.LaunchRockets", "{}", 400, "UnknownOperationException"},
 		{"missing target", "", "{}", 400, "UnknownOperationException"},
-		{"other service's target", "Logs_20140328.DescribeLogGroups", "{}", 400, "UnknownOperationException"},
+		{"other service's target", "DynamoDB_20120810.ListTables", "{}", 400, "UnknownOperationException"}, // (Logs_20140328 is served: the job logs API)
 		{"operation not built yet", "CodePipeline_20150709.PutWebhook", `{"webhook":{"name":"w","targetPipeline":"p","targetAction":"a","filters":[{"jsonPath":"$.ref"}],"authentication":"UNAUTHENTICATED","authenticationConfiguration":{}}}`, 400, "UnsupportedOperationException"},
 	}
 	for _, tc := range cases {

@@ -31,7 +31,9 @@ import (
 	"github.com/pipelined/pipelined/internal/credentials"
 	"github.com/pipelined/pipelined/internal/engine"
 	"github.com/pipelined/pipelined/internal/executions"
+	"github.com/pipelined/pipelined/internal/joblogs"
 	"github.com/pipelined/pipelined/internal/jobnonce"
+	"github.com/pipelined/pipelined/internal/logsapi"
 	"github.com/pipelined/pipelined/internal/oidcapi"
 	"github.com/pipelined/pipelined/internal/pipelines"
 	"github.com/pipelined/pipelined/internal/runner"
@@ -97,6 +99,7 @@ type Config struct {
 
 	// Built-in S3 actions (internal/builtin; see builtin.go in this package).
 	SourcePollInterval time.Duration    // how often polled S3 sources are checked (0: 1m; negative: never)
+	GitCacheMaxBytes   int64            // bound of the Git mirror cache under DataDir/git (0: gitsource.DefaultMaxBytes)
 	BuiltinS3          *builtin.Options // nil: the S3 the artifact store is on; tests point it elsewhere
 
 	// Workload identity: the OIDC issuer and token exchanges (identity.go).
@@ -111,6 +114,8 @@ type Config struct {
 	// working here (0: workerkeys.DefaultCacheTTL, 10s).
 	WorkerKeyCacheTTL time.Duration
 
+	// Logs configures job logs (joblogs.go).
+	Logs LogConfig
 	// MetricsCountInterval is how long the store-counted gauges
 	// (pipelined_jobs, pipelined_approvals_pending) are reused between
 	// scrapes (0: 5s; negative: counted at every scrape).
@@ -153,6 +158,8 @@ type Server struct {
 	locks        dataLocks // SQLite: the data dir and database locks (datalock.go)
 	// connections: CodeConnections connections and hosts (connections.go).
 	connections *connections.Service
+	jobLogs     *joblogs.Service // job logs (joblogs.go)
+	logsAPI     *logsapi.Handler // their CloudWatch Logs API (joblogs.go)
 	// PublicURL is the URL clients reach the server at.
 	PublicURL string
 }
@@ -268,7 +275,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	// After the artifact store: the built-in S3 actions use its bucket hook.
+	connAPI := s.setupConnections(sealer) // before the built-in workers: the Git source uses it
 	s.builtin = builtin.New(s.engine, st, svc, s.builtinOptions())
+	if s.cfg.Runner.Logs == nil {
+		s.cfg.Runner.Logs = embeddedLogSink{s} // job logs (joblogs.go)
+	}
 	s.setupRunner()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -284,8 +295,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	verifier := &sigv4.Verifier{Region: cfg.Region, Service: "codepipeline", Lookup: s.apiLookup}
 	codepipeline := api{Service: svc, ex: ex}
 	api := awsjson.New(codepipeline, awsjson.SigV4{Verifier: verifier}, s.apiBodyOptions(awsjson.Options{Logger: log, Registerer: reg}))
-
-	connAPI := s.setupConnections(sealer)
 
 	consoleHandler, err := s.setupConsole(codepipeline)
 	if err != nil {
@@ -319,8 +328,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle(s.identity.issuer.JWKSPath(), s.identity.issuer.Handler())
 	mux.Handle(oidcapi.PathPrefix, s.identity.api)
 	mux.Handle(console.PathPrefix, consoleHandler)
+	s.setupJobLogs(mux)
 	s.routeRunner(mux)
-	mux.Handle("/", s.rootHandler(routeConnections(connAPI, api), artifactHandler)) // STS, the landing page, the APIs, S3 (root.go)
+	mux.Handle("/", s.rootHandler(s.routeLogs(routeConnections(connAPI, api)), artifactHandler)) // STS, the landing page, the APIs, S3 (root.go)
 	// Timeouts, body limits and the connection cap: limits.go.
 	s.http = s.newHTTPServer(mux, log)
 	started = true
@@ -384,6 +394,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	go func() { defer close(consoleDone); s.runConsoleSweeper(sweepCtx) }()
 	uploadsDone := make(chan struct{})
 	go func() { defer close(uploadsDone); s.runUploadSweeper(sweepCtx) }()
+	logsDone := make(chan struct{})
+	go func() { defer close(logsDone); s.runLogSweeper(sweepCtx) }()
 	builtinCtx, stopBuiltin := context.WithCancel(context.WithoutCancel(ctx))
 	builtinDone := make(chan struct{})
 	go func() { defer close(builtinDone); s.builtin.Run(builtinCtx) }()
@@ -421,6 +433,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	<-wakeupsDone
 	<-identityDone
 	<-uploadsDone
+	<-logsDone
 	<-consoleDone
 	if cerr := s.store.Close(); err == nil {
 		err = cerr

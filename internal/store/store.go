@@ -307,6 +307,7 @@ type Store interface {
 	ThirdPartyClients
 	SigningKeyStore
 	WorkerKeys
+	Logs // logs.go
 	ConsoleUsers
 	GitConnections // gitconnections.go
 }

@@ -112,6 +112,7 @@ func Run(t *testing.T, h Harness) {
 	tests = append(tests, clientTests...)
 	tests = append(tests, signingKeyTests...)
 	tests = append(tests, workerKeyTests...)
+	tests = append(tests, logTests...)
 	tests = append(tests, countTests...)
 	tests = append(tests, consoleUserTests...)
 	tests = append(tests, gitConnectionTests...)

@@ -182,6 +182,22 @@ type gen struct {
 	rt string
 }
 
+// memberShapes is the set of shapes some structure, list or map holds.
+func (g *gen) memberShapes() map[string]bool {
+	out := map[string]bool{}
+	for _, s := range g.m.Shapes {
+		for _, m := range s.Members {
+			out[m.Shape] = true
+		}
+		for _, r := range []*ref{s.Member, s.Key, s.Value} {
+			if r != nil {
+				out[r.Shape] = true
+			}
+		}
+	}
+	return out
+}
+
 // serviceName names the model in the generated files' header.
 func (g *gen) serviceName() string {
 	if g.pkg == "wire" {
@@ -225,6 +241,10 @@ func (g *gen) goType(name string) string {
 		return "*int"
 	case "boolean":
 		return "*bool"
+	case "double", "float":
+		return "*float64"
+	case "blob":
+		return "[]byte" // base64 in JSON, as the protocol sends blobs
 	case "timestamp":
 		return "*" + g.rt + "Timestamp"
 	case "structure":
@@ -245,6 +265,8 @@ func (g *gen) elemType(name string) string {
 		return "int"
 	case "boolean":
 		return "bool"
+	case "double", "float":
+		return "float64"
 	case "timestamp":
 		return g.rt + "Timestamp"
 	case "structure":
@@ -282,7 +304,9 @@ func (g *gen) types(b *bytes.Buffer) error {
 	// Structures.
 	for _, name := range sortedKeys(g.m.Shapes) {
 		s := g.m.Shapes[name]
-		if s.Type != "structure" || s.Exception {
+		// Exceptions are only codes, unless a shape holds one as a member
+		// (the event streams of CloudWatch Logs' StartLiveTail do).
+		if s.Type != "structure" || s.Exception && !g.memberShapes()[name] {
 			continue
 		}
 		fmt.Fprintf(b, "type %s struct {\n", name)
@@ -298,7 +322,7 @@ func (g *gen) types(b *bytes.Buffer) error {
 			t := g.goType(ms)
 			opt := "omitempty"
 			switch g.m.Shapes[ms].Type {
-			case "list", "map", "structure", "integer", "long", "boolean", "timestamp":
+			case "list", "map", "structure", "integer", "long", "boolean", "timestamp", "double", "float", "blob":
 				// omitzero keeps an empty but present list ([]) on the wire,
 				// which clients index without checking for absence.
 				opt = "omitzero"
@@ -486,9 +510,15 @@ func (g *gen) checkValue(expr, pathExpr, shapeName string, required bool, pat fu
 			break
 		}
 		guard(&c, expr+" == nil", expr+" != nil", required, pathExpr, fmt.Sprintf("\t\tv.Range(%s, *%s, %s, %s)\n", pathExpr, expr, bound(s.Min), bound(s.Max)))
-	case "boolean", "timestamp":
+	case "boolean", "timestamp", "double", "float":
+		// (A double's range, if the model gave one, is not checked: no
+		// model pipelined serves bounds one.)
 		if required && !elem {
 			fmt.Fprintf(&c, "\tif %s == nil {\n\t\tv.Missing(%s)\n\t}\n", expr, pathExpr)
+		}
+	case "blob":
+		if required && !elem {
+			fmt.Fprintf(&c, "\tif len(%s) == 0 {\n\t\tv.Missing(%s)\n\t}\n", expr, pathExpr)
 		}
 	case "structure":
 		if elem {
