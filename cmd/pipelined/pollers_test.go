@@ -123,7 +123,7 @@ func TestSixteenPollersTwoReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute) // 2,000 jobs; generous for a loaded 2-core machine
 	for {
 		out, err := ca.ListPipelineExecutions(ctx, &codepipeline.ListPipelineExecutionsInput{PipelineName: aws.String("many")})
 		if err != nil {
@@ -139,8 +139,13 @@ func TestSixteenPollersTwoReplicas(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
+			// Read under the lock, fail without it: the deferred wg.Wait
+			// waits for pollers that take the lock (holding it through
+			// t.Fatalf deadlocked the test until go test's timeout).
 			mu.Lock()
-			t.Fatalf("%d of 20 executions succeeded, %d jobs acknowledged; errors: %v", done, len(acked), errs)
+			msg := fmt.Sprintf("%d of 20 executions succeeded, %d jobs acknowledged; errors: %v", done, len(acked), errs)
+			mu.Unlock()
+			t.Fatal(msg)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

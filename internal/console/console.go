@@ -99,6 +99,9 @@ type Config struct {
 	PublicURL string
 	Settings  Settings
 	Logger    *slog.Logger
+	// PendingApprovals counts the approvals waiting for a decision, by
+	// pipeline, in one read (nil: the pages read every pipeline's state).
+	PendingApprovals func(ctx context.Context) (map[string]int, error)
 	// LiveRecheck is how often an open pipeline page re-reads its state
 	// without having heard of a change (a change on another replica);
 	// default 5s.

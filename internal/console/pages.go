@@ -96,17 +96,32 @@ func (h *Handler) pipelinesPage(w http.ResponseWriter, r *http.Request) {
 		// batch is kept whole), so the next page starts after it.
 		next = token
 	}
+	pending, err := h.pendingByPipeline(ctx)
+	if err != nil {
+		h.log.Warn("console: counting pending approvals failed", "err", err)
+	}
 	for i := range rows {
 		name := rows[i].Summary.Name
 		ex, err := h.api.ListPipelineExecutions(ctx, &wire.ListPipelineExecutionsInput{PipelineName: name, MaxResults: wire.Ptr(1)})
 		if err == nil && len(ex.PipelineExecutionSummaries) > 0 {
 			rows[i].Latest = &ex.PipelineExecutionSummaries[0]
 		}
-		if st, err := h.api.GetPipelineState(ctx, &wire.GetPipelineStateInput{Name: name}); err == nil {
+		if pending != nil {
+			rows[i].PendingApprovals = pending[name]
+		} else if st, err := h.api.GetPipelineState(ctx, &wire.GetPipelineStateInput{Name: name}); err == nil {
 			rows[i].PendingApprovals = len(pendingApprovals(st))
 		}
 	}
 	h.render(w, r, http.StatusOK, "pipelines", "Pipelines", map[string]any{"Rows": rows, "Query": q, "Next": next, "First": r.URL.Query().Get("next") == ""})
+}
+
+// pendingByPipeline counts waiting approvals by pipeline in one read
+// (nil when the server gives no counter).
+func (h *Handler) pendingByPipeline(ctx context.Context) (map[string]int, error) {
+	if h.cfg.PendingApprovals == nil {
+		return nil, nil
+	}
+	return h.cfg.PendingApprovals(ctx)
 }
 
 // ActionView is an action of the pipeline page: its declaration and state.
@@ -305,16 +320,37 @@ const maxInboxPipelines = 10000
 func (h *Handler) approvalsPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var out []Approval
-	token := ""
-	seen := 0
-	for seen < maxInboxPipelines {
-		ps, err := h.api.ListPipelines(ctx, &wire.ListPipelinesInput{MaxResults: wire.Ptr(1000), NextToken: token})
-		if err != nil {
-			h.fail(w, r, http.StatusBadRequest, h.apiError(err))
-			return
+	// With the store's count, only the pipelines that have approvals
+	// waiting are read; otherwise every pipeline's state, up to a bound.
+	var names []string
+	pending, err := h.pendingByPipeline(ctx)
+	if err != nil {
+		h.log.Warn("console: counting pending approvals failed", "err", err)
+	}
+	if pending != nil {
+		for name := range pending {
+			names = append(names, name)
 		}
-		for _, p := range ps.Pipelines {
-			seen++
+		slices.Sort(names)
+	} else {
+		token := ""
+		for len(names) < maxInboxPipelines {
+			ps, err := h.api.ListPipelines(ctx, &wire.ListPipelinesInput{MaxResults: wire.Ptr(1000), NextToken: token})
+			if err != nil {
+				h.fail(w, r, http.StatusBadRequest, h.apiError(err))
+				return
+			}
+			for _, p := range ps.Pipelines {
+				names = append(names, p.Name)
+			}
+			if token = ps.NextToken; token == "" {
+				break
+			}
+		}
+	}
+	{
+		for _, name := range names {
+			p := wire.PipelineSummary{Name: name}
 			st, err := h.api.GetPipelineState(ctx, &wire.GetPipelineStateInput{Name: p.Name})
 			if err != nil {
 				continue // deleted meanwhile
@@ -336,9 +372,6 @@ func (h *Handler) approvalsPage(w http.ResponseWriter, r *http.Request) {
 				}
 				out = append(out, a)
 			}
-		}
-		if token = ps.NextToken; token == "" {
-			break
 		}
 	}
 	slices.SortFunc(out, func(a, b Approval) int { return a.Since.Compare(b.Since) })

@@ -9,6 +9,8 @@ import (
 	cc "github.com/pipelined/pipelined/internal/connwire/codeconnections"
 	"github.com/pipelined/pipelined/internal/console"
 	"github.com/pipelined/pipelined/internal/consoleusers"
+	"github.com/pipelined/pipelined/internal/engine"
+	"github.com/pipelined/pipelined/internal/store"
 	"github.com/pipelined/pipelined/internal/wire"
 )
 
@@ -26,7 +28,8 @@ func (s *Server) setupConsole(api wire.API) (*console.Handler, error) {
 	}
 	s.consoleUsers = users
 	h, err := console.New(console.Config{
-		API: api, Users: users, AccountID: s.cfg.AccountID, Region: s.cfg.Region, PublicURL: s.PublicURL, Logger: s.log, LiveRecheck: s.cfg.ConsoleLiveRecheck,
+		PendingApprovals: s.pendingApprovals(),
+		API:              api, Users: users, AccountID: s.cfg.AccountID, Region: s.cfg.Region, PublicURL: s.PublicURL, Logger: s.log, LiveRecheck: s.cfg.ConsoleLiveRecheck,
 		Settings: console.Settings{
 			WorkerKeys: func(ctx context.Context) ([]console.WorkerKeyView, error) {
 				ks, err := s.workerKeys.List(ctx)
@@ -83,6 +86,18 @@ func (s *Server) setupConsole(api wire.API) (*console.Handler, error) {
 	}
 	s.engine.OnChange(h.Changed)
 	return h, nil
+}
+
+// pendingApprovals counts the approvals waiting, by pipeline, from their
+// timers in the store (nil when the store cannot count).
+func (s *Server) pendingApprovals() func(context.Context) (map[string]int, error) {
+	c, ok := s.store.(store.Counter)
+	if !ok {
+		return nil
+	}
+	return func(ctx context.Context) (map[string]int, error) {
+		return c.CountTimersByPipeline(ctx, engine.ApprovalTimerSuffix)
+	}
 }
 
 // runConsoleSweeper deletes ended console sessions now and then (every

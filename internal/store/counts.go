@@ -18,6 +18,10 @@ type Counter interface {
 	OpenJobs(ctx context.Context) ([]JobCount, error)
 	// CountTimers counts the timers whose ID ends with suffix.
 	CountTimers(ctx context.Context, suffix string) (int, error)
+	// CountTimersByPipeline counts the same timers by pipeline (no entry
+	// for a count of 0): the console's pending approvals per pipeline in
+	// one query, whatever the number of pipelines.
+	CountTimersByPipeline(ctx context.Context, suffix string) (map[string]int, error)
 }
 
 // OpenJobStatuses are the statuses OpenJobs counts.

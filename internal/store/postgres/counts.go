@@ -44,3 +44,29 @@ func (s *Store) CountTimers(ctx context.Context, suffix string) (int, error) {
 	}
 	return n, nil
 }
+
+// CountTimersByPipeline counts the timers whose ID ends with suffix, by
+// pipeline.
+func (s *Store) CountTimersByPipeline(ctx context.Context, suffix string) (map[string]int, error) {
+	if suffix == "" {
+		return nil, fmt.Errorf("postgres: count timers: the suffix must be a non-empty string")
+	}
+	rows, err := s.pool.Query(ctx, `SELECT pipeline, count(*) FROM timers WHERE right(id, length($1)) = $1 GROUP BY pipeline`, suffix)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: count timers by pipeline: %w", mapErr(err))
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var p string
+		var n int
+		if err := rows.Scan(&p, &n); err != nil {
+			return nil, fmt.Errorf("postgres: count timers by pipeline: %w", err)
+		}
+		out[p] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: count timers by pipeline: %w", mapErr(err))
+	}
+	return out, nil
+}

@@ -15,7 +15,8 @@ const (
 	qOpenJobs = `SELECT category, owner, provider, version, status, count(*) FROM jobs
 		WHERE status IN ('Queued', 'Dispatched', 'InProgress')
 		GROUP BY category, owner, provider, version, status`
-	qCountTimers = `SELECT count(*) FROM timers WHERE substr(id, -length(?)) = ?`
+	qCountTimers           = `SELECT count(*) FROM timers WHERE substr(id, -length(?)) = ?`
+	qCountTimersByPipeline = `SELECT pipeline, count(*) FROM timers WHERE substr(id, -length(?)) = ? GROUP BY pipeline`
 )
 
 // OpenJobs counts open jobs by action type and status.
@@ -49,4 +50,30 @@ func (s *Store) CountTimers(ctx context.Context, suffix string) (int, error) {
 		return 0, fmt.Errorf("sqlite: count timers: %w", err)
 	}
 	return n, nil
+}
+
+// CountTimersByPipeline counts the timers whose ID ends with suffix, by
+// pipeline.
+func (s *Store) CountTimersByPipeline(ctx context.Context, suffix string) (map[string]int, error) {
+	if suffix == "" || strings.ContainsRune(suffix, 0) {
+		return nil, fmt.Errorf("sqlite: count timers: the suffix must be a non-empty string")
+	}
+	rows, err := s.query(ctx, qCountTimersByPipeline, suffix, suffix)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: count timers by pipeline: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var p string
+		var n int
+		if err := rows.Scan(&p, &n); err != nil {
+			return nil, fmt.Errorf("sqlite: count timers by pipeline: %w", err)
+		}
+		out[p] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: count timers by pipeline: %w", err)
+	}
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -87,5 +88,12 @@ func testCountTimers(t *testing.T, s *suite) {
 	}
 	if _, err := c.CountTimers(t.Context(), ""); err == nil {
 		t.Error("CountTimers(\"\") succeeded")
+	}
+	for suffix, want := range map[string]map[string]int{":timeout": {"p1": 2, "p2": 1}, ":job-timeout": {"p1": 1}, "%": {}} {
+		got, err := c.CountTimersByPipeline(t.Context(), suffix)
+		noErr(t, "CountTimersByPipeline("+suffix+")", err)
+		if !maps.Equal(got, want) {
+			t.Errorf("CountTimersByPipeline(%q) = %v, want %v", suffix, got, want)
+		}
 	}
 }
