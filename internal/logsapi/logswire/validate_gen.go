@@ -2588,8 +2588,8 @@ func (s *PutQueryDefinitionRequest) Validate(v *wire.Validator, path string) {
 		return
 	}
 	if s.ClientToken != "" {
-		v.Length(v.Join(path, "clientToken"), false, s.ClientToken, 36, 128)
-		v.Pattern(v.Join(path, "clientToken"), false, s.ClientToken, pattern21)
+		v.Length(v.Join(path, "clientToken"), true, s.ClientToken, 36, 128)
+		v.Pattern(v.Join(path, "clientToken"), true, s.ClientToken, pattern21)
 	}
 	if s.LogGroupNames != nil {
 		for i0 := range s.LogGroupNames {
