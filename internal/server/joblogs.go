@@ -41,7 +41,7 @@ func (s *Server) setupJobLogs(mux *http.ServeMux) {
 	s.jobLogs = joblogs.New(joblogs.Config{
 		Store: s.store,
 		// Authenticate reads only the store: the job and its nonce.
-		Identity:      identity.New(identity.Config{Store: s.store}),
+		Identity:      identity.New(identity.Config{Store: s.store, Nonces: s.engine.Nonces()}),
 		Retention:     retention,
 		SweepInterval: s.cfg.Logs.SweepInterval,
 		Logger:        s.log,
